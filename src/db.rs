@@ -1,0 +1,48 @@
+//! Connections: the pooled ones every process uses, and single ones for LISTEN and
+//! migrations.
+
+use crate::config::DatabaseConfig;
+use crate::error::{Error, Result};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::Duration;
+use tokio_postgres::{Client, NoTls};
+
+/// A pool of `pool_size` connections. Statements prepared with `prepare_cached` stay
+/// prepared on each connection for its lifetime.
+pub fn pool(config: &DatabaseConfig) -> Result<Pool> {
+    let mut pg: tokio_postgres::Config = config
+        .url
+        .parse()
+        .map_err(|e| Error::Invalid(format!("database.url: {e}")))?;
+    pg.connect_timeout(Duration::from_secs(config.connect_timeout_seconds));
+    if pg.get_application_name().is_none() {
+        pg.application_name("octavia");
+    }
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            // A broken connection is noticed by the query that uses it and replaced; checking
+            // each one on checkout would cost a round trip per query.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(config.pool_size as usize)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(Duration::from_secs(config.connect_timeout_seconds)))
+        .wait_timeout(Some(Duration::from_secs(30)))
+        .build()
+        .map_err(|e| Error::Invalid(format!("database pool: {e}")))
+}
+
+/// One connection outside the pool, its driver running on a task that ends with it.
+pub async fn connect(url: &str) -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "database connection closed");
+        }
+    });
+    Ok(client)
+}

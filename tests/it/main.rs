@@ -1,0 +1,5 @@
+//! Integration tests: one binary, so the throwaway PostgreSQL and the migrated template
+//! are made once per `cargo test`.
+
+mod harness;
+mod schema;
