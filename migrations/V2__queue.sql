@@ -36,6 +36,8 @@ CREATE INDEX jobs_claim_idx ON jobs (priority, run_at)
 CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE locked_by IS NOT NULL;
 
 ALTER TABLE job_segments
+  -- What the plan step gave this segment to work on (its handler's parameters).
+  ADD COLUMN input jsonb,
   -- Copied from the job so the claim orders segments without reading jobs.
   ADD COLUMN priority smallint NOT NULL DEFAULT 0,
   ADD COLUMN run_at timestamptz NOT NULL DEFAULT now(),
