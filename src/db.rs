@@ -3,8 +3,10 @@
 
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
 /// A pool of `pool_size` connections. Statements prepared with `prepare_cached` stay
@@ -45,4 +47,46 @@ pub async fn connect(url: &str) -> Result<Client> {
         }
     });
     Ok(client)
+}
+
+/// Runs a statement of `sql/`, prepared once per connection and cached there.
+pub async fn query<C: GenericClient + Sync>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query(&statement, params).await?)
+}
+
+/// [`query`] for statements returning at most one row.
+pub async fn query_opt<C: GenericClient + Sync>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Row>> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_opt(&statement, params).await?)
+}
+
+/// [`query`] for statements whose rows are not needed; returns how many rows changed.
+pub async fn execute<C: GenericClient + Sync>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.execute(&statement, params).await?)
+}
+
+/// What every process does at start-up: migrate unless `database.migrate_on_start` is off,
+/// then open the pool.
+pub async fn prepare(config: &crate::Config) -> Result<Pool> {
+    if config.database.migrate_on_start {
+        let applied = crate::migrate::run_url(&config.database.url).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrations applied");
+        }
+    }
+    pool(&config.database)
 }

@@ -6,7 +6,7 @@ use crate::config::ConfigError;
 /// them to HTTP statuses; handlers have their own [`crate::worker::HandlerError`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("database: {0}")]
+    #[error("database: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
@@ -20,10 +20,31 @@ pub enum Error {
     NotFound { what: &'static str, id: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("not enough credits: the price is {price}, the balance is {balance}")]
+    InsufficientCredits { price: i64, balance: i64 },
     #[error("{0}")]
     Conflict(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A database error with the server's message (tokio-postgres' own Display says only
+/// "db error").
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} ({})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                text.push_str(": ");
+                text.push_str(detail);
+            }
+            text
+        }
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

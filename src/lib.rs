@@ -3,14 +3,20 @@
 //! The library holds everything; the binaries in `src/bin/` parse flags, load the
 //! configuration and call into it. See README.md for the architecture.
 
+pub mod bench;
 pub mod config;
+pub mod credits;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod handlers;
 pub mod migrate;
 pub mod pg;
+pub mod queue;
 pub mod sql;
 pub mod telemetry;
+pub mod users;
+pub mod worker;
 
 pub use config::Config;
 pub use error::{Error, Result};

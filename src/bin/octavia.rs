@@ -1,9 +1,13 @@
 //! `octavia`: the operator's command line.
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use octavia::config::CommonArgs;
+use octavia::queue::admin;
+use octavia::queue::enqueue::{self, NewJob};
 use std::process::ExitCode;
+use std::time::Instant;
+use uuid::Uuid;
 
 #[derive(Parser)]
 #[command(name = "octavia", version, about = "Octavia operator CLI")]
@@ -20,6 +24,106 @@ enum Command {
     Migrate,
     /// Run Octavia locally (embedded PostgreSQL unless DATABASE_URL is set)
     Demo,
+    /// Users
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Credits
+    #[command(subcommand)]
+    Credits(CreditsCommand),
+    /// Jobs
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// The queue
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Measure the queue on a fresh database and print JSON figures
+    Bench(octavia::bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user
+    Create {
+        #[arg(long)]
+        email: String,
+        /// At least 8 characters
+        #[arg(long)]
+        password: String,
+        /// user, admin or team
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Credits granted at creation
+        #[arg(long, default_value_t = 0)]
+        credits: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum CreditsCommand {
+    /// Add credits to a user's balance
+    Grant { email: String, amount: i64 },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Insert jobs in bulk
+    Enqueue {
+        /// Owner of the jobs
+        #[arg(long)]
+        user: String,
+        /// Job type
+        #[arg(long = "type")]
+        job_type: String,
+        /// How many jobs
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// noop: segments per job
+        #[arg(long)]
+        segments: Option<u32>,
+        /// noop: milliseconds each segment takes
+        #[arg(long)]
+        segment_ms: Option<u64>,
+        /// noop: chance a segment attempt fails (retryably)
+        #[arg(long)]
+        fail_rate: Option<f64>,
+        /// noop: segment indexes that always fail, comma-separated
+        #[arg(long, value_delimiter = ',')]
+        fail_segments: Option<Vec<i32>>,
+        /// Options as a JSON object (merged with the flags above)
+        #[arg(long)]
+        options: Option<String>,
+        /// Lower runs first
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i16,
+        /// Credits each job reserves
+        #[arg(long, default_value_t = 0)]
+        cost: i64,
+        /// Attempts per segment and step [default: worker.max_attempts]
+        #[arg(long)]
+        max_attempts: Option<i32>,
+        /// Start no earlier than this many seconds from now
+        #[arg(long, default_value_t = 0)]
+        delay_seconds: u64,
+    },
+    /// List the newest jobs
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show a job and its segments
+    Show { id: Uuid },
+    /// Resume a failed or cancelled job from its unfinished segments (reserves its credits again)
+    Retry { id: Uuid },
+    /// Cancel a job
+    Cancel { id: Uuid },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Counts by status, oldest queued job, leases held
+    Stats,
 }
 
 #[tokio::main]
@@ -33,6 +137,15 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+const STATUSES: &[&str] = &[
+    "pending",
+    "queued",
+    "running",
+    "failed",
+    "completed",
+    "cancelled",
+];
 
 async fn run(cli: Cli) -> Result<()> {
     let config = cli.common.loader()?.load()?;
@@ -56,8 +169,193 @@ async fn run(cli: Cli) -> Result<()> {
                     row.get::<_, i64>(1)
                 );
             }
+            return Ok(());
         }
-        Command::Demo => octavia::demo::run(config).await?,
+        Command::Demo => return Ok(octavia::demo::run(config).await?),
+        Command::Bench(args) => return octavia::bench::run(config, args).await.map_err(Into::into),
+        _ => {}
+    }
+    let pool = octavia::db::prepare(&config).await?;
+    let mut client = pool.get().await?;
+    match cli.command {
+        Command::Users(UsersCommand::Create {
+            email,
+            password,
+            role,
+            credits,
+        }) => {
+            let id = octavia::users::create(&client, &email, &password, &role, credits).await?;
+            println!(
+                "created user {id} ({}, {role}, {credits} credits)",
+                email.trim().to_lowercase()
+            );
+        }
+        Command::Credits(CreditsCommand::Grant { email, amount }) => {
+            if amount <= 0 {
+                bail!("the amount must be positive");
+            }
+            let user = user(&client, &email).await?;
+            let tx = client.transaction().await?;
+            let balance =
+                octavia::credits::credit(&tx, user, amount, octavia::credits::GRANT).await?;
+            tx.commit().await?;
+            println!("granted {amount} credits to {email}; balance {balance}");
+        }
+        Command::Jobs(JobsCommand::Enqueue {
+            user: email,
+            job_type,
+            count,
+            segments,
+            segment_ms,
+            fail_rate,
+            fail_segments,
+            options,
+            priority,
+            cost,
+            max_attempts,
+            delay_seconds,
+        }) => {
+            let registry = octavia::handlers::registry()?;
+            if registry.get(&job_type).is_none() {
+                bail!(
+                    "`{job_type}` is not a job type (known: {})",
+                    registry.job_types().join(", ")
+                );
+            }
+            let mut opts: serde_json::Map<String, serde_json::Value> = match options {
+                Some(text) => {
+                    serde_json::from_str(&text).context("--options is not a JSON object")?
+                }
+                None => Default::default(),
+            };
+            let mut set = |k: &str, v: serde_json::Value| {
+                opts.insert(k.to_string(), v);
+            };
+            if let Some(s) = segments {
+                set("segments", s.into());
+            }
+            if let Some(ms) = segment_ms {
+                set("segment_ms", ms.into());
+            }
+            if let Some(p) = fail_rate {
+                set("fail_rate", p.into());
+            }
+            if let Some(f) = fail_segments {
+                set("fail_segments", f.into());
+            }
+            let options = serde_json::Value::Object(opts);
+            if job_type == "noop" {
+                octavia::handlers::noop::NoopOptions::parse(&options)
+                    .map_err(anyhow::Error::msg)?;
+            }
+            if cost < 0 {
+                bail!("--cost cannot be negative");
+            }
+            let max_attempts = max_attempts.unwrap_or(config.worker.max_attempts as i32);
+            if max_attempts < 1 {
+                bail!("--max-attempts must be at least 1");
+            }
+            let user = user(&client, &email).await?;
+            let run_at = (delay_seconds > 0)
+                .then(|| chrono::Utc::now() + chrono::Duration::seconds(delay_seconds as i64));
+            let started = Instant::now();
+            let mut left = count as usize;
+            while left > 0 {
+                let n = left.min(10_000);
+                let jobs: Vec<NewJob> = (0..n)
+                    .map(|_| NewJob {
+                        user_id: Some(user),
+                        cost_credits: cost,
+                        priority,
+                        run_at,
+                        max_attempts,
+                        ..NewJob::new(&job_type, options.clone())
+                    })
+                    .collect();
+                let tx = client.transaction().await?;
+                enqueue::insert(&tx, &jobs).await?;
+                tx.commit().await?;
+                left -= n;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "enqueued {count} {job_type} jobs in {secs:.3} s ({:.0} jobs/s)",
+                count as f64 / secs.max(1e-9)
+            );
+        }
+        Command::Jobs(JobsCommand::List { status, limit }) => {
+            if let Some(s) = &status
+                && !STATUSES.contains(&s.as_str())
+            {
+                bail!("`{s}` is not a job status (one of {})", STATUSES.join(", "));
+            }
+            let jobs = admin::list(&client, status.as_deref(), limit).await?;
+            println!(
+                "{:<36}  {:<20} {:<10} {:<9} {:>4}%  {:>13}  error",
+                "id", "type", "status", "step", "", "segments"
+            );
+            for j in jobs {
+                println!(
+                    "{:<36}  {:<20} {:<10} {:<9} {:>4}%  {:>6}/{:<6}  {}",
+                    j.id,
+                    j.job_type,
+                    j.status,
+                    j.step,
+                    j.progress,
+                    j.segments_done,
+                    j.segments_total,
+                    j.last_error.unwrap_or_default()
+                );
+            }
+        }
+        Command::Jobs(JobsCommand::Show { id }) => {
+            let job = admin::job(&client, id)
+                .await?
+                .with_context(|| format!("job {id} not found"))?;
+            let segments = admin::segments(&client, id).await?;
+            let out = serde_json::json!({ "job": job, "segments": segments });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Jobs(JobsCommand::Retry { id }) => {
+            let run = admin::retry(&mut client, id).await?;
+            println!("job {id} resumed (run {run})");
+        }
+        Command::Jobs(JobsCommand::Cancel { id }) => {
+            if admin::cancel(&mut client, id).await? {
+                println!("job {id} cancelled");
+            } else {
+                println!("job {id}: cancel requested; it ends when its running work stops");
+            }
+        }
+        Command::Queue(QueueCommand::Stats) => {
+            let stats = admin::stats(&client).await?;
+            println!("jobs:");
+            for (status, n) in &stats.jobs {
+                println!("  {status:<10} {n:>10}");
+            }
+            println!("segments:");
+            for (status, n) in &stats.segments {
+                println!("  {status:<10} {n:>10}");
+            }
+            match stats.oldest_queued_seconds {
+                Some(s) => println!("oldest queued job: {s:.1} s"),
+                None => println!("oldest queued job: none queued"),
+            }
+            println!("leases held:");
+            for (worker, n) in &stats.leases {
+                println!("  {worker:<30} {n:>6}");
+            }
+        }
+        Command::Migrate | Command::Demo | Command::Bench(_) => unreachable!("handled above"),
     }
     Ok(())
+}
+
+async fn user(client: &deadpool_postgres::Object, email: &str) -> Result<Uuid> {
+    Ok(octavia::users::by_email(client, email)
+        .await?
+        .with_context(|| {
+            format!("no user with email {email} (create one with `octavia users create`)")
+        })?
+        .id)
 }

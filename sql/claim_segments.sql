@@ -1,0 +1,79 @@
+-- Claims up to $2 segments for worker $1, leased for $4 seconds, sharing them fairly
+-- between jobs. $3: job types to claim, NULL for all.
+--
+-- 1. ready_jobs walks the distinct (priority, job_id) of pending segments in order with a
+--    recursive "loose index scan" of job_segments_claim_idx: one index descent per job,
+--    however many segments each job has. It is evaluated lazily, so it stops as soon as
+--    `eligible` has its rows.
+-- 2. eligible keeps up to $2 of those jobs that may run segments now (running, at the
+--    segments step, not being cancelled, of a wanted type). LATERAL keeps this a nested
+--    loop, so the walk is pulled one job at a time.
+-- 3. Each eligible job gets an equal share of the batch: $2 divided by the number of jobs
+--    of the most urgent priority present. Jobs are visited in (priority, job_id) order and
+--    the outer LIMIT stops the visit once $2 rows are locked, so a lower priority only gets
+--    the slots the more urgent jobs cannot fill. Job ids are time-ordered (UUIDv7), so at
+--    equal priority older jobs come first. One huge job therefore takes one share, never
+--    the whole fleet.
+-- 4. The per-job subquery locks with SKIP LOCKED, re-checked after locking as in
+--    claim_job_steps.sql; MATERIALIZED fences the LIMIT.
+WITH RECURSIVE ready_jobs AS (
+    (SELECT s.priority, s.job_id
+     FROM job_segments s
+     WHERE s.status = 'pending'
+     ORDER BY s.priority, s.job_id
+     LIMIT 1)
+    UNION ALL
+    SELECT nxt.priority, nxt.job_id
+    FROM ready_jobs r
+    CROSS JOIN LATERAL (
+        SELECT s.priority, s.job_id
+        FROM job_segments s
+        WHERE s.status = 'pending'
+          AND (s.priority, s.job_id) > (r.priority, r.job_id)
+        ORDER BY s.priority, s.job_id
+        LIMIT 1
+    ) nxt
+), eligible AS MATERIALIZED (
+    SELECT r.priority, r.job_id, j.job_type
+    FROM ready_jobs r
+    CROSS JOIN LATERAL (
+        SELECT j.job_type
+        FROM jobs j
+        WHERE j.id = r.job_id
+          AND j.status = 'running'
+          AND j.step = 'segments'
+          AND j.cancel_requested_at IS NULL
+          AND ($3::text[] IS NULL OR j.job_type = ANY($3::text[]))
+    ) j
+    LIMIT $2
+), share AS (
+    SELECT ceil($2::numeric / greatest(count(*), 1))::int AS per_job
+    FROM eligible
+    WHERE priority = (SELECT min(priority) FROM eligible)
+), picked AS MATERIALIZED (
+    SELECT s.id, e.job_type
+    FROM eligible e
+    CROSS JOIN share
+    CROSS JOIN LATERAL (
+        SELECT s.id
+        FROM job_segments s
+        WHERE s.job_id = e.job_id
+          AND s.priority = e.priority
+          AND s.status = 'pending'
+          AND s.run_at <= now()
+        ORDER BY s.segment_index
+        LIMIT share.per_job
+        FOR UPDATE SKIP LOCKED
+    ) s
+    LIMIT $2
+)
+UPDATE job_segments s
+SET status = 'running',
+    locked_by = $1,
+    lease_expires_at = now() + make_interval(secs => $4),
+    attempts = s.attempts + 1,
+    updated_at = now()
+FROM picked
+WHERE s.id = picked.id
+RETURNING s.id, s.job_id, picked.job_type, s.segment_index, s.start_ms, s.end_ms,
+          s.attempts, s.max_attempts, s.input

@@ -1,0 +1,59 @@
+-- Records the results of many segment attempts in one statement: (id, attempt, result)
+-- per element of $1/$2/$3. Fenced: a result is recorded only if the segment is still
+-- running under that attempt, so a worker that lost its lease changes nothing.
+--
+-- Then, per job, adds the completed count to jobs.segments_done and, when the last
+-- segment is done, moves the job to its finalize step in this same statement: the job
+-- row lock serialises concurrent completions of one job, so exactly one of them sees the
+-- count reach the total. Job rows are locked in id order (locked_jobs) so two batches
+-- completing segments of the same jobs cannot deadlock.
+--
+-- Returns one row per job touched: whether it became ready to finalize (wake workers) and
+-- whether it is being cancelled or already failed (settle it), plus the completed
+-- segment ids (the rest were stale).
+WITH done AS (
+    UPDATE job_segments s
+    SET status = 'completed',
+        result = d.result,
+        finished_at = now(),
+        locked_by = NULL,
+        lease_expires_at = NULL,
+        last_error = NULL,
+        updated_at = now()
+    FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS d(id, attempt, result)
+    WHERE s.id = d.id AND s.attempts = d.attempt AND s.status = 'running'
+    RETURNING s.id, s.job_id
+), counts AS (
+    SELECT job_id, count(*)::int AS n, array_agg(id) AS ids FROM done GROUP BY job_id
+), locked_jobs AS (
+    SELECT j.id FROM jobs j
+    WHERE j.id IN (SELECT job_id FROM counts)
+    ORDER BY j.id
+    FOR UPDATE
+), bumped AS (
+    UPDATE jobs j
+    SET segments_done = j.segments_done + c.n,
+        progress = least(100, (j.segments_done + c.n) * 100 / greatest(j.segments_total, 1)),
+        step = CASE
+            WHEN j.step = 'segments' AND j.status = 'running'
+                 AND j.cancel_requested_at IS NULL
+                 AND j.segments_done + c.n >= j.segments_total
+            THEN 'finalize'::job_step
+            ELSE j.step
+        END,
+        attempts = CASE
+            WHEN j.step = 'segments' AND j.status = 'running'
+                 AND j.cancel_requested_at IS NULL
+                 AND j.segments_done + c.n >= j.segments_total
+            THEN 0
+            ELSE j.attempts
+        END,
+        run_at = now(),
+        updated_at = now()
+    FROM counts c, locked_jobs l
+    WHERE j.id = c.job_id AND l.id = c.job_id
+    RETURNING j.id, j.step = 'finalize' AS finalize_ready,
+              (j.cancel_requested_at IS NOT NULL OR j.status <> 'running') AS stopping
+)
+SELECT b.id, b.finalize_ready, b.stopping, c.ids
+FROM bumped b JOIN counts c ON c.job_id = b.id

@@ -1,0 +1,27 @@
+-- Renews every lease worker $1 holds, in one statement, for $2 more seconds.
+-- $3/$4: (id, attempt) of its segments; $5/$6: (id, attempt) of its job-level steps.
+-- A lease is renewed only while the row is still this attempt's (fenced like every write),
+-- so a row that was rescued and claimed again is not renewed for the old attempt.
+-- Returns each lease still held, with `stop` set when its job is being cancelled or has
+-- already failed: the worker tells those handlers to stop. A lease missing from the
+-- answer was lost.
+WITH segs AS (
+    UPDATE job_segments s
+    SET lease_expires_at = now() + make_interval(secs => $2)
+    FROM unnest($3::uuid[], $4::int[]) AS h(id, attempt)
+    WHERE s.id = h.id AND s.attempts = h.attempt
+      AND s.status = 'running' AND s.locked_by = $1
+    RETURNING s.id, s.job_id
+), steps AS (
+    UPDATE jobs j
+    SET lease_expires_at = now() + make_interval(secs => $2)
+    FROM unnest($5::uuid[], $6::int[]) AS h(id, attempt)
+    WHERE j.id = h.id AND j.attempts = h.attempt
+      AND j.status = 'running' AND j.locked_by = $1
+    RETURNING j.id, j.cancel_requested_at IS NOT NULL AS stop
+)
+SELECT segs.id, false AS is_step,
+       (j.cancel_requested_at IS NOT NULL OR j.status <> 'running') AS stop
+FROM segs JOIN jobs j ON j.id = segs.job_id
+UNION ALL
+SELECT steps.id, true, steps.stop FROM steps

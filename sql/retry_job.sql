@@ -1,0 +1,17 @@
+-- Starts a new run of failed or cancelled job $1 from where it stopped: the step it was at
+-- is claimable again with fresh attempts, and `run` moves on so the new run reserves and
+-- may refund its own credits. Completed segments are untouched (reset_segments.sql resets
+-- only the others). Returns the new run, its cost and owner for the reservation.
+UPDATE jobs
+SET status = CASE WHEN step = 'plan' THEN 'queued'::job_status ELSE 'running'::job_status END,
+    run = run + 1,
+    attempts = 0,
+    locked_by = NULL,
+    lease_expires_at = NULL,
+    last_error = NULL,
+    cancel_requested_at = NULL,
+    finished_at = NULL,
+    run_at = now(),
+    updated_at = now()
+WHERE id = $1 AND status IN ('failed', 'cancelled')
+RETURNING run, coalesce(cost_credits, 0), user_id

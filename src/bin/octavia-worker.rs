@@ -1,0 +1,105 @@
+//! `octavia-worker`: claims and runs jobs until SIGTERM or SIGINT.
+
+use anyhow::Result;
+use clap::Parser;
+use octavia::config::CommonArgs;
+use std::process::ExitCode;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "octavia-worker",
+    version,
+    about = "Octavia worker: claims and runs jobs"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Segments and steps run at once (worker.concurrency)
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Only claim these job types, comma-separated (worker.job_types)
+    #[arg(long, value_delimiter = ',')]
+    job_types: Option<Vec<String>>,
+    /// The id recorded in locked_by (worker.worker_id)
+    #[arg(long)]
+    worker_id: Option<String>,
+    /// Do not LISTEN; find work by polling only (worker.listen = false)
+    #[arg(long)]
+    poll_only: bool,
+    /// Seconds to wait for in-flight work on shutdown (worker.shutdown_grace_seconds)
+    #[arg(long)]
+    shutdown_grace_seconds: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    octavia::telemetry::init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let mut loader = args.common.loader()?;
+    if let Some(n) = args.concurrency {
+        loader = loader.flag("worker.concurrency", n, "--concurrency");
+    }
+    if let Some(types) = &args.job_types {
+        loader = loader.flag("worker.job_types", types.join(","), "--job-types");
+    }
+    if let Some(id) = &args.worker_id {
+        loader = loader.flag("worker.worker_id", id, "--worker-id");
+    }
+    if args.poll_only {
+        loader = loader.flag("worker.listen", false, "--poll-only");
+    }
+    if let Some(s) = args.shutdown_grace_seconds {
+        loader = loader.flag(
+            "worker.shutdown_grace_seconds",
+            s,
+            "--shutdown-grace-seconds",
+        );
+    }
+    let config = loader.load()?;
+    let registry = octavia::handlers::registry()?;
+    if let Some(unknown) = config
+        .worker
+        .job_types
+        .iter()
+        .find(|t| registry.get(t).is_none())
+    {
+        anyhow::bail!(
+            "worker.job_types: `{unknown}` is not a job type (known: {})",
+            registry.job_types().join(", ")
+        );
+    }
+    let pool = octavia::db::prepare(&config).await?;
+    let shutdown = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let first = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("signal received: finishing in-flight work (a second signal exits at once)");
+        first.cancel();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("second signal: exiting now; leases will expire and be rescued");
+        std::process::exit(130);
+    });
+    octavia::worker::Worker::new(config, pool, registry)
+        .run(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! The job types Octavia runs, and the registry of all of them.
+
+pub mod noop;
+
+use crate::error::Result;
+use crate::worker::Registry;
+
+/// Every job type a worker can run.
+pub fn registry() -> Result<Registry> {
+    let mut registry = Registry::new();
+    registry.register(noop::Noop)?;
+    Ok(registry)
+}

@@ -1,0 +1,91 @@
+//! Claiming: one short statement leases ready rows to a worker. See the SQL files for the
+//! protocol's details.
+
+use super::{ClaimedSegment, ClaimedStep, JobInfo, Step};
+use crate::db;
+use crate::error::Result;
+use crate::sql;
+use deadpool_postgres::GenericClient;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Who claims and how.
+#[derive(Debug, Clone)]
+pub struct ClaimOptions {
+    pub worker_id: String,
+    /// Only these job types; `None` claims every type.
+    pub job_types: Option<Vec<String>>,
+    pub lease: Duration,
+}
+
+/// Leases up to `limit` plan/finalize steps, most urgent first.
+pub async fn steps<C: GenericClient + Sync>(
+    client: &C,
+    options: &ClaimOptions,
+    limit: i64,
+) -> Result<Vec<ClaimedStep>> {
+    let lease = options.lease.as_secs_f64();
+    let rows = db::query(
+        client,
+        sql::CLAIM_JOB_STEPS,
+        &[&options.worker_id, &limit, &options.job_types, &lease],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let metadata: Option<Value> = r.get(8);
+            let metadata = metadata.unwrap_or(Value::Null);
+            ClaimedStep {
+                step: if r.get::<_, &str>(1) == "plan" {
+                    Step::Plan
+                } else {
+                    Step::Finalize
+                },
+                attempt: r.get(2),
+                max_attempts: r.get(3),
+                job: JobInfo {
+                    id: r.get(0),
+                    job_type: r.get(4),
+                    user_id: r.get(5),
+                    project_id: r.get(6),
+                    input_media_id: r.get(7),
+                    options: metadata.get("options").cloned().unwrap_or(Value::Null),
+                    plan: metadata.get("plan").cloned().unwrap_or(Value::Null),
+                    run: r.get(9),
+                    segments_total: r.get(10),
+                    priority: r.get(11),
+                },
+            }
+        })
+        .collect())
+}
+
+/// Leases up to `limit` segments, shared fairly between jobs.
+pub async fn segments<C: GenericClient + Sync>(
+    client: &C,
+    options: &ClaimOptions,
+    limit: i64,
+) -> Result<Vec<ClaimedSegment>> {
+    let lease = options.lease.as_secs_f64();
+    let rows = db::query(
+        client,
+        sql::CLAIM_SEGMENTS,
+        &[&options.worker_id, &limit, &options.job_types, &lease],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ClaimedSegment {
+            id: r.get(0),
+            job_id: r.get(1),
+            job_type: r.get(2),
+            index: r.get(3),
+            start_ms: r.get(4),
+            end_ms: r.get(5),
+            attempt: r.get(6),
+            max_attempts: r.get(7),
+            input: r.get::<_, Option<Value>>(8).unwrap_or(Value::Null),
+        })
+        .collect())
+}

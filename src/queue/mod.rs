@@ -1,0 +1,81 @@
+//! The queue: every statement that moves jobs and segments through their states, as
+//! functions over a connection. The worker runtime (`crate::worker`), the CLI and the API
+//! call these; none of them writes queue state any other way.
+//!
+//! - [`enqueue`]: insert jobs (bulk), reserving their credits.
+//! - [`claim`]: lease job-level steps and segments with `FOR UPDATE SKIP LOCKED`.
+//! - [`heartbeat`]: renew a worker's leases in one statement; learn of cancels.
+//! - [`complete`]: record results and failures, fenced by attempt.
+//! - [`rescue`]: take back expired leases.
+//! - [`admin`]: cancel, retry, inspect.
+//! - [`listener`]: the LISTEN connection that wakes idle workers.
+
+pub mod admin;
+pub mod claim;
+pub mod complete;
+pub mod enqueue;
+pub mod heartbeat;
+pub mod listener;
+pub mod rescue;
+
+use uuid::Uuid;
+
+/// The channel workers LISTEN on; see `sql/notify_work.sql`.
+pub const WORK_CHANNEL: &str = "octavia_work";
+
+/// A job-level step: what a job claimed from `jobs` is to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Plan,
+    Finalize,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Plan => "plan",
+            Step::Finalize => "finalize",
+        }
+    }
+}
+
+/// What a handler knows of its job.
+#[derive(Debug, Clone)]
+pub struct JobInfo {
+    pub id: Uuid,
+    pub job_type: String,
+    pub user_id: Option<Uuid>,
+    pub project_id: Option<Uuid>,
+    pub input_media_id: Option<Uuid>,
+    /// The options the job was created with (`metadata.options`).
+    pub options: serde_json::Value,
+    /// What the plan step stored (`metadata.plan`), for finalize.
+    pub plan: serde_json::Value,
+    pub run: i32,
+    pub segments_total: i32,
+    pub priority: i16,
+}
+
+/// A job-level step leased to this worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedStep {
+    pub job: JobInfo,
+    pub step: Step,
+    pub attempt: i32,
+    pub max_attempts: i32,
+}
+
+/// A segment leased to this worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedSegment {
+    pub id: Uuid,
+    pub job_id: Uuid,
+    pub job_type: String,
+    pub index: i32,
+    pub start_ms: Option<i32>,
+    pub end_ms: Option<i32>,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    /// The plan's parameters for this segment.
+    pub input: serde_json::Value,
+}

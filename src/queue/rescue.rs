@@ -1,0 +1,96 @@
+//! The rescuer: expired leases (a worker died, hung, or lost its connection) go back to
+//! claimable, or fail their job when no attempt is left. Every worker runs it on an
+//! interval; SKIP LOCKED keeps concurrent rescuers apart.
+
+use super::complete::{fail_job, settle};
+use crate::db;
+use crate::error::Result;
+use crate::sql;
+use deadpool_postgres::Object;
+use uuid::Uuid;
+
+/// What one rescue pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Rescued {
+    pub segments_requeued: usize,
+    pub segments_failed: usize,
+    pub steps_requeued: usize,
+    pub jobs_failed: usize,
+}
+
+impl Rescued {
+    pub fn any(&self) -> bool {
+        *self != Rescued::default()
+    }
+}
+
+/// Rescues up to `limit` expired segment leases and `limit` expired step leases.
+pub async fn run(client: &mut Object, limit: i64) -> Result<Rescued> {
+    let mut report = Rescued::default();
+
+    let tx = client.transaction().await?;
+    let rows = db::query(&tx, sql::RESCUE_SEGMENTS, &[&limit]).await?;
+    let mut jobs: Vec<Uuid> = Vec::new();
+    let mut failed: Vec<(Uuid, i32)> = Vec::new();
+    for row in &rows {
+        let job: Uuid = row.get(1);
+        if row.get::<_, &str>(3) == "failed" {
+            failed.push((job, row.get(2)));
+            report.segments_failed += 1;
+        } else {
+            report.segments_requeued += 1;
+        }
+        if !jobs.contains(&job) {
+            jobs.push(job);
+        }
+    }
+    if !jobs.is_empty() {
+        let locked = db::query(&tx, sql::LOCK_JOBS, &[&jobs]).await?;
+        let stopping: Vec<Uuid> = locked
+            .iter()
+            .filter(|r| r.get::<_, bool>(1))
+            .map(|r| r.get(0))
+            .collect();
+        for (job, index) in &failed {
+            if !stopping.contains(job) {
+                let why = format!("segment {index} failed: its lease expired on its last attempt");
+                if fail_job(&tx, *job, &why).await? {
+                    report.jobs_failed += 1;
+                }
+            }
+        }
+        // Jobs being cancelled (or just failed) whose rescued segment was the last thing
+        // running end now.
+        settle(&tx, &jobs).await?;
+        if report.segments_requeued > 0 {
+            db::execute(&tx, sql::NOTIFY_WORK, &[]).await?;
+        }
+    }
+    tx.commit().await?;
+
+    let tx = client.transaction().await?;
+    let rows = db::query(&tx, sql::RESCUE_STEPS, &[&limit]).await?;
+    let mut notify = false;
+    for row in &rows {
+        let job: Uuid = row.get(0);
+        let step: String = row.get(1);
+        let exhausted: bool = row.get(2);
+        let cancelling: bool = row.get(3);
+        if cancelling {
+            settle(&tx, &[job]).await?;
+        } else if exhausted {
+            let why = format!("{step} failed: its lease expired on its last attempt");
+            if fail_job(&tx, job, &why).await? {
+                report.jobs_failed += 1;
+            }
+        } else {
+            report.steps_requeued += 1;
+            notify = true;
+        }
+    }
+    if notify {
+        db::execute(&tx, sql::NOTIFY_WORK, &[]).await?;
+    }
+    tx.commit().await?;
+    Ok(report)
+}

@@ -1,0 +1,112 @@
+//! Users: creation with an argon2 password hash, lookup, password checks.
+
+use crate::credits;
+use crate::db;
+use crate::error::{Error, Result};
+use crate::sql;
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+/// The roles of the seed data model.
+pub const ROLES: &[&str] = &["user", "admin", "team"];
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub credits: i64,
+}
+
+/// Hashes a password to a PHC string (argon2id, random salt).
+pub fn hash_password(password: &str) -> Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Invalid(format!("cannot hash the password: {e}")))
+}
+
+/// Whether `password` matches the stored PHC `hash`. A malformed hash matches nothing.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Checks an email address well enough to catch typos of the operator; the address is
+/// stored trimmed and lower-cased.
+pub fn normalize_email(email: &str) -> Result<String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.split_once('@').is_some_and(|(user, domain)| {
+        !user.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+    }) && !email.contains(char::is_whitespace);
+    if !valid {
+        return Err(Error::Invalid(format!("`{email}` is not an email address")));
+    }
+    Ok(email)
+}
+
+/// Creates a user, with a `grant` of `credits` if positive. Fails with
+/// [`Error::Conflict`] when the email is taken.
+pub async fn create<C: GenericClient + Sync>(
+    client: &C,
+    email: &str,
+    password: &str,
+    role: &str,
+    credits: i64,
+) -> Result<Uuid> {
+    let email = normalize_email(email)?;
+    if password.chars().count() < 8 {
+        return Err(Error::Invalid(
+            "the password must have at least 8 characters".into(),
+        ));
+    }
+    if !ROLES.contains(&role) {
+        return Err(Error::Invalid(format!(
+            "`{role}` is not a role (one of {})",
+            ROLES.join(", ")
+        )));
+    }
+    if credits < 0 {
+        return Err(Error::Invalid("credits cannot be negative".into()));
+    }
+    let hash = hash_password(password)?;
+    let row = db::query_opt(client, sql::INSERT_USER, &[&email, &hash, &role]).await;
+    let id: Uuid = match row {
+        Ok(row) => row.expect("INSERT … RETURNING returns a row").get(0),
+        Err(e) if e.sql_state() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            return Err(Error::Conflict(format!(
+                "a user with email {email} already exists"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    if credits > 0 {
+        credits::credit(client, id, credits, credits::GRANT).await?;
+    }
+    Ok(id)
+}
+
+/// A user by email, if there is one.
+pub async fn by_email<C: GenericClient + Sync>(client: &C, email: &str) -> Result<Option<User>> {
+    Ok(db::query_opt(client, sql::USER_BY_EMAIL, &[&email.trim()])
+        .await?
+        .map(|r| User {
+            id: r.get(0),
+            email: r.get(1),
+            password_hash: r.get(2),
+            role: r.get(3),
+            credits: r.get(4),
+        }))
+}

@@ -1,0 +1,311 @@
+//! Running one claimed attempt: its handler on a task of its own (so a panic is caught and
+//! counted as a failed attempt), under its timeout and cancellation, then recording the
+//! outcome.
+
+use super::handler::{Handler, HandlerError, SegmentContext, StepContext};
+use super::inflight::{Entry, Key, StopReason};
+use super::{Completion, Shared};
+use crate::queue::complete::{self, Failure, FailureOutcome};
+use crate::queue::{ClaimedSegment, ClaimedStep, Step};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tracing::Instrument;
+
+/// Runs `work` until it ends, panics, times out or is told to stop and ignores it.
+async fn supervise<T: Send + 'static>(
+    work: impl Future<Output = Result<T, HandlerError>> + Send + 'static,
+    timeout: Duration,
+    entry: &Entry,
+) -> Result<T, HandlerError> {
+    let mut task = tokio::spawn(work);
+    let joined = tokio::select! {
+        joined = &mut task => joined,
+        _ = tokio::time::sleep(timeout) => {
+            entry.stop(StopReason::Timeout);
+            // Give the handler a moment to clean up after the cancellation, then abort it.
+            match tokio::time::timeout(Duration::from_secs(2), &mut task).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    task.abort();
+                    return Err(HandlerError::Cancelled);
+                }
+            }
+        }
+    };
+    match joined {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(HandlerError::Retryable(format!(
+                "handler panicked: {message}"
+            )))
+        }
+        Err(_) => Err(HandlerError::Cancelled),
+    }
+}
+
+/// What to record for an attempt that ended with `error`, given why it was told to stop.
+/// `None`: record nothing (the lease is lost, or shutdown releases the row).
+fn failure_of(
+    shared: &Shared,
+    error: HandlerError,
+    entry: &Entry,
+    attempt: i32,
+    timeout: Duration,
+) -> Option<Failure> {
+    match entry.reason() {
+        Some(StopReason::LeaseLost) | Some(StopReason::Shutdown) => None,
+        Some(StopReason::JobStopping) => Some(Failure::Stopped),
+        Some(StopReason::Timeout) => Some(Failure::Retryable {
+            error: format!("timed out after {} s", timeout.as_secs_f64()),
+            delay: shared.backoff(attempt),
+        }),
+        None => Some(match error {
+            HandlerError::Fatal(error) => Failure::Fatal { error },
+            HandlerError::Retryable(error) => Failure::Retryable {
+                error,
+                delay: shared.backoff(attempt),
+            },
+            HandlerError::Cancelled => Failure::Retryable {
+                error: "the handler stopped without being told to".into(),
+                delay: shared.backoff(attempt),
+            },
+        }),
+    }
+}
+
+/// Retries a database write until it succeeds or the lease would have expired anyway
+/// (then the rescuer takes over).
+async fn persist<T, F, Fut>(shared: &Shared, what: &str, mut write: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = crate::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + shared.lease();
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match write().await {
+            Ok(v) => return Some(v),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, retry_in = ?wait, "recording {what} failed");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "giving up recording {what}; the lease will expire and be rescued");
+                return None;
+            }
+        }
+    }
+}
+
+fn timeout_of(shared: &Shared, handler: Option<&Arc<dyn Handler>>) -> Duration {
+    handler
+        .and_then(|h| h.timeout())
+        .unwrap_or(Duration::from_secs(
+            shared.config.worker.handler_timeout_seconds,
+        ))
+}
+
+fn log_failure(outcome: Option<FailureOutcome>, failure: &Failure) {
+    match (outcome, failure) {
+        (Some(FailureOutcome::Retrying), Failure::Retryable { error, delay }) => {
+            tracing::warn!(%error, retry_in = ?delay, "attempt failed; will retry")
+        }
+        (Some(FailureOutcome::JobFailed), _) => {
+            tracing::error!(?failure, "attempt failed; job failed")
+        }
+        (Some(FailureOutcome::Stopped), _) => {
+            tracing::info!("stopped: the job is being cancelled or has failed")
+        }
+        (Some(FailureOutcome::Stale), _) => tracing::warn!("outcome discarded: the lease was lost"),
+        _ => {}
+    }
+}
+
+/// Runs a claimed segment and hands a success to the completer (which records it in a
+/// batch and gives the permit back) or records the failure itself.
+pub(super) async fn segment(
+    shared: Arc<Shared>,
+    segment: ClaimedSegment,
+    permit: OwnedSemaphorePermit,
+    done: mpsc::Sender<Completion>,
+) {
+    let key = Key {
+        id: segment.id,
+        attempt: segment.attempt,
+        is_step: false,
+    };
+    let entry = shared.inflight.insert(key);
+    let span = tracing::info_span!("segment", job.id = %segment.job_id, segment.index = segment.index, attempt = segment.attempt);
+    async {
+        let handler = shared.registry.get(&segment.job_type);
+        let timeout = timeout_of(&shared, handler.as_ref());
+        let outcome = match handler {
+            None => Err(HandlerError::Fatal(format!(
+                "unknown job type `{}`: no handler is registered for it",
+                segment.job_type
+            ))),
+            Some(handler) => {
+                let ctx = SegmentContext {
+                    segment: segment.clone(),
+                    pool: shared.pool.clone(),
+                    cancel: entry.cancel.clone(),
+                };
+                supervise(
+                    async move { handler.run_segment(&ctx).await },
+                    timeout,
+                    &entry,
+                )
+                .await
+            }
+        };
+        match outcome {
+            Ok(value) if entry.reason().is_none_or(|r| r == StopReason::JobStopping) => {
+                tracing::debug!("segment done");
+                entry.set_completing();
+                let completion = Completion {
+                    key,
+                    job_id: segment.job_id,
+                    value,
+                    _permit: permit,
+                };
+                if done.send(completion).await.is_err() {
+                    shared.inflight.remove(&key);
+                }
+                return;
+            }
+            Ok(_) => {
+                tracing::info!("result dropped: the lease was lost or the worker is shutting down")
+            }
+            Err(error) => {
+                if let Some(failure) = failure_of(&shared, error, &entry, segment.attempt, timeout)
+                {
+                    let outcome = persist(&shared, "a segment failure", || async {
+                        let mut client = shared.pool.get().await?;
+                        complete::segment_failed(&mut client, &segment, &failure).await
+                    })
+                    .await;
+                    log_failure(outcome, &failure);
+                }
+            }
+        }
+        shared.inflight.remove(&key);
+        drop(permit);
+        shared.slot_freed.notify_one();
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs a claimed plan or finalize step and records its outcome.
+pub(super) async fn step(shared: Arc<Shared>, step: ClaimedStep, permit: OwnedSemaphorePermit) {
+    let key = Key {
+        id: step.job.id,
+        attempt: step.attempt,
+        is_step: true,
+    };
+    let entry = shared.inflight.insert(key);
+    let span = tracing::info_span!("step", job.id = %step.job.id, step = step.step.as_str(), attempt = step.attempt);
+    async {
+        let handler = shared.registry.get(&step.job.job_type);
+        let timeout = timeout_of(&shared, handler.as_ref());
+        let Some(handler) = handler else {
+            let failure = Failure::Fatal {
+                error: format!(
+                    "unknown job type `{}`: no handler is registered for it",
+                    step.job.job_type
+                ),
+            };
+            let outcome = persist(&shared, "an unknown job type", || async {
+                let mut client = shared.pool.get().await?;
+                complete::step_failed(&mut client, shared.worker_id(), &step, &failure).await
+            })
+            .await;
+            log_failure(outcome, &failure);
+            shared.inflight.remove(&key);
+            drop(permit);
+            shared.slot_freed.notify_one();
+            return;
+        };
+        let ctx = StepContext {
+            job: step.job.clone(),
+            attempt: step.attempt,
+            pool: shared.pool.clone(),
+            cancel: entry.cancel.clone(),
+        };
+        let worker_id = shared.worker_id();
+        let error = match step.step {
+            Step::Plan => {
+                let h = handler.clone();
+                match supervise(async move { h.plan(&ctx).await }, timeout, &entry).await {
+                    Ok(plan) if entry.reason().is_none_or(|r| r == StopReason::JobStopping) => {
+                        let recorded = persist(&shared, "a plan", || async {
+                            let mut client = shared.pool.get().await?;
+                            complete::plan_done(
+                                &mut client,
+                                worker_id,
+                                &step,
+                                &plan.segments,
+                                &plan.data,
+                            )
+                            .await
+                        })
+                        .await;
+                        match recorded {
+                            Some(true) => tracing::info!(segments = plan.segments.len(), "planned"),
+                            Some(false) => tracing::warn!("plan discarded: the lease was lost"),
+                            None => {}
+                        }
+                        None
+                    }
+                    Ok(_) => Some(HandlerError::Cancelled),
+                    Err(e) => Some(e),
+                }
+            }
+            Step::Finalize => {
+                let h = handler.clone();
+                match supervise(async move { h.finalize(&ctx).await }, timeout, &entry).await {
+                    Ok(output) if entry.reason().is_none_or(|r| r == StopReason::JobStopping) => {
+                        let recorded = persist(&shared, "a finalize", || async {
+                            let mut client = shared.pool.get().await?;
+                            complete::finalize_done(&mut client, worker_id, &step, output.as_ref())
+                                .await
+                        })
+                        .await;
+                        match recorded {
+                            Some(true) => tracing::info!("job completed"),
+                            Some(false) => tracing::warn!("finalize discarded: the lease was lost"),
+                            None => {}
+                        }
+                        None
+                    }
+                    Ok(_) => Some(HandlerError::Cancelled),
+                    Err(e) => Some(e),
+                }
+            }
+        };
+        if let Some(error) = error
+            && let Some(failure) = failure_of(&shared, error, &entry, step.attempt, timeout)
+        {
+            let outcome = persist(&shared, "a step failure", || async {
+                let mut client = shared.pool.get().await?;
+                complete::step_failed(&mut client, worker_id, &step, &failure).await
+            })
+            .await;
+            log_failure(outcome, &failure);
+        }
+        shared.inflight.remove(&key);
+        drop(permit);
+        shared.slot_freed.notify_one();
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,433 @@
+//! The worker runtime: claims job-level steps and segments up to its concurrency, runs
+//! their handlers, records the outcomes, renews its leases, rescues expired ones, and
+//! shuts down gracefully.
+//!
+//! One semaphore bounds the work in flight: a permit is taken before a row is claimed and
+//! given back only once the row's outcome is recorded, so a worker never holds more leases
+//! than `--concurrency`.
+
+mod execute;
+mod handler;
+mod inflight;
+mod registry;
+
+pub use handler::{Handler, HandlerError, Plan, SegmentContext, StepContext};
+pub use inflight::StopReason;
+pub use registry::Registry;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::queue::claim::{self, ClaimOptions};
+use crate::queue::listener::Listener;
+use crate::queue::{complete, heartbeat, rescue};
+use deadpool_postgres::Pool;
+use inflight::{InFlight, Key};
+use rand::RngExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// State shared by the worker's tasks.
+struct Shared {
+    config: Arc<Config>,
+    pool: Pool,
+    registry: Registry,
+    claim: ClaimOptions,
+    inflight: InFlight,
+    slots: Arc<Semaphore>,
+    /// A permit came back.
+    slot_freed: Notify,
+    /// New work may be ready (NOTIFY, a local completion that made a finalize ready).
+    wake: Arc<Notify>,
+}
+
+impl Shared {
+    fn worker_id(&self) -> &str {
+        &self.claim.worker_id
+    }
+
+    /// Retry delay after failed attempt `attempt`: exponential, capped, with jitter so
+    /// segments that failed together do not retry together.
+    fn backoff(&self, attempt: i32) -> Duration {
+        let w = &self.config.worker;
+        let exp = 2u64.saturating_pow(attempt.saturating_sub(1).clamp(0, 30) as u32);
+        let ms = w.backoff_base_ms.saturating_mul(exp).min(w.backoff_max_ms) as f64;
+        let jitter: f64 = rand::rng().random_range(0.5..=1.0);
+        Duration::from_secs_f64(ms * jitter / 1000.0)
+    }
+
+    fn lease(&self) -> Duration {
+        self.claim.lease
+    }
+}
+
+/// A successful segment attempt waiting for the completer.
+struct Completion {
+    key: Key,
+    job_id: uuid::Uuid,
+    value: serde_json::Value,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// A worker process's runtime.
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    pub fn new(config: Config, pool: Pool, registry: Registry) -> Worker {
+        let job_types = if config.worker.job_types.is_empty() {
+            None
+        } else {
+            Some(config.worker.job_types.clone())
+        };
+        let claim = ClaimOptions {
+            worker_id: config.worker_id(),
+            job_types,
+            lease: Duration::from_secs(config.worker.lease_seconds),
+        };
+        let slots = Arc::new(Semaphore::new(config.worker.concurrency as usize));
+        Worker {
+            shared: Arc::new(Shared {
+                config: Arc::new(config),
+                pool,
+                registry,
+                claim,
+                inflight: InFlight::default(),
+                slots,
+                slot_freed: Notify::new(),
+                wake: Arc::new(Notify::new()),
+            }),
+        }
+    }
+
+    pub fn worker_id(&self) -> &str {
+        self.shared.worker_id()
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops claiming, waits up to the grace
+    /// period for the work in flight, releases what is left and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let shared = self.shared;
+        let config = shared.config.clone();
+        let background = CancellationToken::new();
+        let listener = config.worker.listen.then(|| {
+            Listener::start(
+                config.database.url.clone(),
+                shared.wake.clone(),
+                background.clone(),
+            )
+        });
+        let (done_tx, done_rx) = mpsc::channel::<Completion>(config.worker.concurrency as usize);
+        let completer = tokio::spawn(completer(shared.clone(), done_rx));
+        let heart = tokio::spawn(heartbeat_loop(shared.clone(), background.clone()));
+        let rescuer = tokio::spawn(rescue_loop(shared.clone(), background.clone()));
+        let tasks = TaskTracker::new();
+        tracing::info!(
+            worker_id = shared.worker_id(),
+            concurrency = config.worker.concurrency,
+            job_types = ?shared.claim.job_types,
+            listen = config.worker.listen,
+            "worker started"
+        );
+
+        claim_loop(&shared, &tasks, &done_tx, &shutdown).await;
+
+        let grace = Duration::from_secs(config.worker.shutdown_grace_seconds);
+        tracing::info!(
+            in_flight = shared.inflight.len(),
+            ?grace,
+            "shutting down: no new claims"
+        );
+        if tokio::time::timeout(grace, shared.inflight.wait_empty())
+            .await
+            .is_err()
+        {
+            release_remaining(&shared).await;
+        }
+        tasks.close();
+        if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some handlers did not stop within 5 s of being told to");
+        }
+        drop(done_tx);
+        let _ = completer.await;
+        background.cancel();
+        let _ = heart.await;
+        let _ = rescuer.await;
+        if let Some(listener) = listener {
+            listener.stop().await;
+        }
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}
+
+/// Claims while there are free slots and work, then waits for a wake-up, a poll tick, or a
+/// slot coming back.
+async fn claim_loop(
+    shared: &Arc<Shared>,
+    tasks: &TaskTracker,
+    done_tx: &mpsc::Sender<Completion>,
+    shutdown: &CancellationToken,
+) {
+    let poll = Duration::from_millis(shared.config.worker.poll_interval_ms);
+    let batch = shared.config.worker.claim_batch as usize;
+    let mut failures = 0u32;
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let free = shared.slots.available_permits().min(batch);
+        if free == 0 {
+            tokio::select! {
+                _ = shared.slot_freed.notified() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            continue;
+        }
+        match claim_once(shared, tasks, done_tx, free).await {
+            Ok(claimed) => {
+                failures = 0;
+                if claimed == free {
+                    // Full batch: there is probably more. Claim again as slots allow.
+                    continue;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                tracing::warn!(error = %e, retry_in = ?wait, "claim failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// One claim round: job-level steps first (a plan creates segments, a finalize completes a
+/// job), then segments with the slots left. Returns how many rows were claimed.
+async fn claim_once(
+    shared: &Arc<Shared>,
+    tasks: &TaskTracker,
+    done_tx: &mpsc::Sender<Completion>,
+    free: usize,
+) -> Result<usize> {
+    let Ok(mut permits) = shared.slots.clone().try_acquire_many_owned(free as u32) else {
+        return Ok(0);
+    };
+    let client = shared.pool.get().await?;
+    let steps = claim::steps(&client, &shared.claim, free as i64).await?;
+    let mut claimed = steps.len();
+    for step in steps {
+        let permit = permits.split(1).expect("a permit per claimed row");
+        tasks.spawn(execute::step(shared.clone(), step, permit));
+    }
+    let left = free - claimed;
+    if left > 0 {
+        let segments = claim::segments(&client, &shared.claim, left as i64).await?;
+        claimed += segments.len();
+        for segment in segments {
+            let permit = permits.split(1).expect("a permit per claimed row");
+            tasks.spawn(execute::segment(
+                shared.clone(),
+                segment,
+                permit,
+                done_tx.clone(),
+            ));
+        }
+    }
+    // Unused permits go back with `permits`.
+    drop(permits);
+    Ok(claimed)
+}
+
+/// Records successful segment attempts in batches: whatever has arrived by the time the
+/// previous batch is written goes in the next statement.
+async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>) {
+    let max = shared.config.worker.claim_batch as usize;
+    let mut batch: Vec<Completion> = Vec::with_capacity(max);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let results: Vec<(uuid::Uuid, i32, serde_json::Value)> = batch
+            .iter()
+            .map(|c| (c.key.id, c.key.attempt, c.value.clone()))
+            .collect();
+        let mut wait = Duration::from_millis(50);
+        let deadline = tokio::time::Instant::now() + shared.lease();
+        loop {
+            let outcome = async {
+                let mut client = shared.pool.get().await?;
+                complete::segments(&mut client, &results).await
+            }
+            .await;
+            match outcome {
+                Ok(done) => {
+                    for c in &batch {
+                        if !done.recorded.contains(&c.key.id) {
+                            tracing::warn!(job.id = %c.job_id, segment.id = %c.key.id, attempt = c.key.attempt,
+                                "result discarded: the lease was lost before it was recorded");
+                        }
+                    }
+                    if done.finalize_ready {
+                        shared.wake.notify_one();
+                    }
+                    break;
+                }
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, retry_in = ?wait, "recording {} results failed", results.len());
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    // The leases have expired by now; the rescuer gives the segments to
+                    // another attempt.
+                    tracing::error!(error = %e, "giving up recording {} results", results.len());
+                    break;
+                }
+            }
+        }
+        for c in batch.drain(..) {
+            shared.inflight.remove(&c.key);
+        }
+        shared.slot_freed.notify_one();
+    }
+}
+
+/// Renews every lease the worker holds, every `heartbeat_seconds`, and tells attempts to
+/// stop when their job is stopping or their lease was lost.
+async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let every = Duration::from_secs(shared.config.worker.heartbeat_seconds);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+        let entries = shared.inflight.entries();
+        if entries.is_empty() {
+            continue;
+        }
+        let segments: Vec<(uuid::Uuid, i32)> = entries
+            .iter()
+            .filter(|(k, _)| !k.is_step)
+            .map(|(k, _)| (k.id, k.attempt))
+            .collect();
+        let steps: Vec<(uuid::Uuid, i32)> = entries
+            .iter()
+            .filter(|(k, _)| k.is_step)
+            .map(|(k, _)| (k.id, k.attempt))
+            .collect();
+        let renewed = async {
+            let client = shared.pool.get().await?;
+            heartbeat::renew(
+                &client,
+                shared.worker_id(),
+                shared.lease(),
+                &segments,
+                &steps,
+            )
+            .await
+        }
+        .await;
+        match renewed {
+            Ok(renewed) => {
+                for (key, entry) in &entries {
+                    match renewed
+                        .iter()
+                        .find(|r| r.id == key.id && r.is_step == key.is_step)
+                    {
+                        Some(r) if r.stop => entry.stop(StopReason::JobStopping),
+                        Some(_) => {}
+                        // Recorded meanwhile, or really lost: either way it is not ours.
+                        None if entry.is_completing() => {}
+                        None => entry.stop(StopReason::LeaseLost),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed; leases not renewed"),
+        }
+    }
+}
+
+/// Takes back expired leases every `rescue_interval_seconds` (with jitter, so a fleet
+/// started together does not rescue in lockstep).
+async fn rescue_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let every = shared.config.worker.rescue_interval_seconds as f64;
+    loop {
+        let wait = Duration::from_secs_f64(every * rand::rng().random_range(0.75..=1.25));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+        let outcome = async {
+            let mut client = shared.pool.get().await?;
+            rescue::run(&mut client, 1000).await
+        }
+        .await;
+        match outcome {
+            Ok(r) if r.any() => {
+                tracing::info!(
+                    segments_requeued = r.segments_requeued,
+                    segments_failed = r.segments_failed,
+                    steps_requeued = r.steps_requeued,
+                    jobs_failed = r.jobs_failed,
+                    "rescued expired leases"
+                );
+                shared.wake.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "rescue failed"),
+        }
+    }
+}
+
+/// At the end of the grace period: tells every attempt still running to stop and gives its
+/// row back without burning an attempt. Results already waiting for the completer are
+/// recorded, not released.
+async fn release_remaining(shared: &Arc<Shared>) {
+    let entries = shared.inflight.entries();
+    let mut segments = Vec::new();
+    let mut steps = Vec::new();
+    for (key, entry) in &entries {
+        if entry.is_completing() {
+            continue;
+        }
+        entry.stop(StopReason::Shutdown);
+        if key.is_step {
+            steps.push((key.id, key.attempt));
+        } else {
+            segments.push((key.id, key.attempt));
+        }
+    }
+    let released = async {
+        let client = shared.pool.get().await?;
+        let s = complete::release_segments(&client, &segments).await?;
+        let j = complete::release_steps(&client, shared.worker_id(), &steps).await?;
+        Ok::<_, crate::Error>(s + j)
+    }
+    .await;
+    match released {
+        Ok(n) => tracing::info!(released = n, "grace period over: released unfinished work"),
+        Err(e) => {
+            tracing::error!(error = %e, "could not release unfinished work; its leases will expire and be rescued")
+        }
+    }
+}
