@@ -10,6 +10,7 @@ pub mod error;
 pub mod migrate;
 pub mod pg;
 pub mod sql;
+pub mod storage;
 pub mod telemetry;
 
 pub use config::Config;
