@@ -92,6 +92,7 @@ pub struct StorageConfig {
     pub s3_path_style: bool,
     pub s3_allow_http: bool,
     pub url_expiry_seconds: u64,
+    pub signing_secret: String,
 }
 
 impl Default for StorageConfig {
@@ -107,6 +108,7 @@ impl Default for StorageConfig {
             s3_path_style: true,
             s3_allow_http: false,
             url_expiry_seconds: 900,
+            signing_secret: String::new(),
         }
     }
 }
@@ -440,6 +442,22 @@ impl Config {
             }
         }
         positive("storage.url_expiry_seconds", s.url_expiry_seconds)?;
+        // S3 refuses presigned URLs that claim to live longer than a week.
+        if s.url_expiry_seconds > 604_800 {
+            return Err((
+                "storage.url_expiry_seconds",
+                "must be at most 604800 (7 days, the longest S3 accepts)".into(),
+            ));
+        }
+        // Empty is allowed: a worker never signs URLs, and Storage::signed_url says what
+        // is missing when an API process tries. A short secret is refused because anyone
+        // who guesses it can read and write every object.
+        if !s.signing_secret.is_empty() && s.signing_secret.len() < 32 {
+            return Err((
+                "storage.signing_secret",
+                "must be empty or at least 32 characters long".into(),
+            ));
+        }
 
         let w = &self.worker;
         positive("worker.concurrency", w.concurrency.into())?;
@@ -655,6 +673,14 @@ mod tests {
 
         let e = err(loader(&[("OCTAVIA_API_LISTEN", "localhost")]).file(Some(empty.path().into())));
         assert!(e.contains("api.listen"), "{e}");
+
+        let e = err(loader(&[("OCTAVIA_STORAGE_SIGNING_SECRET", "too-short")])
+            .file(Some(empty.path().into())));
+        assert!(e.contains("storage.signing_secret"), "{e}");
+
+        let e = err(loader(&[("OCTAVIA_STORAGE_URL_EXPIRY_SECONDS", "604801")])
+            .file(Some(empty.path().into())));
+        assert!(e.contains("storage.url_expiry_seconds"), "{e}");
     }
 
     #[test]

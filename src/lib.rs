@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod pg;
 pub mod queue;
 pub mod sql;
+pub mod storage;
 pub mod telemetry;
 pub mod users;
 pub mod worker;

@@ -2,4 +2,6 @@
 //! are made once per `cargo test`.
 
 mod harness;
+mod s3;
 mod schema;
+mod storage;

@@ -1,0 +1,510 @@
+//! The object store: where uploaded media, segment inputs and results, and job outputs live.
+//!
+//! [`Storage`] owns three things every other module relies on:
+//!
+//! - access to the bytes, through `object_store` over a local directory (the default) or
+//!   any S3-compatible server, with large bodies streamed in multipart uploads;
+//! - the key layout ([`media_key`], [`segment_key`], [`job_output_key`]), so nobody
+//!   formats keys by hand;
+//! - the URLs handed to clients ([`Storage::download_url`], [`Storage::upload_url`]): S3
+//!   presigned URLs, or for the local store, which cannot presign, links to the API's own
+//!   route under [`LOCAL_ROUTE`] signed with HMAC-SHA256 over method, key and expiry, which
+//!   [`Storage::verify_local_signature`] checks when the API serves them.
+
+use crate::config::StorageConfig;
+use crate::error::{Error, Result};
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use futures_util::stream::{self, BoxStream, Stream, StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as Key;
+use object_store::signer::{Signer, Url};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+mod links;
+
+use links::LocalLinks;
+pub use links::SignatureError;
+
+/// The HTTP method of a signed URL (re-exported so callers need not depend on `http`).
+pub use object_store::signer::Method;
+
+/// Path of the API route that serves the local store's signed links: `{LOCAL_ROUTE}{key}`.
+pub const LOCAL_ROUTE: &str = "/api/storage/";
+
+/// Size of each part of a multipart upload, and the size under which a body is sent in a
+/// single PUT instead. S3 wants parts of at least 5 MiB and allows 10,000 of them, so this
+/// bounds an object to about 100 GB.
+pub const PART_SIZE: usize = 10 * 1024 * 1024;
+
+/// Parts of one upload sent at once. Each holds a part in memory, so an upload costs about
+/// `(PARTS_IN_FLIGHT + 1) * PART_SIZE` however large the file is.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Bytes read from a local file at a time when streaming it out.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Key of an uploaded or produced media file: `media/{user_id}/{media_id}/{file}`.
+pub fn media_key(user_id: Uuid, media_id: Uuid, file: &str) -> String {
+    format!("media/{user_id}/{media_id}/{file}")
+}
+
+/// Key of a file written by one attempt at a segment:
+/// `jobs/{job_id}/segments/{index}/{attempt}/{file}`. The attempt is part of the key so a
+/// worker that lost its lease can never overwrite what the segment's new owner wrote.
+pub fn segment_key(job_id: Uuid, index: i32, attempt: i32, file: &str) -> String {
+    format!("jobs/{job_id}/segments/{index}/{attempt}/{file}")
+}
+
+/// Key of a job's assembled output: `jobs/{job_id}/output/{file}`.
+pub fn job_output_key(job_id: Uuid, file: &str) -> String {
+    format!("jobs/{job_id}/output/{file}")
+}
+
+/// Prefix of every object of a job, for [`Storage::list`] and [`Storage::delete_prefix`].
+pub fn job_prefix(job_id: Uuid) -> String {
+    format!("jobs/{job_id}")
+}
+
+/// What the store knows about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Size in bytes.
+    pub size: u64,
+    pub last_modified: DateTime<Utc>,
+    /// The store's entity tag, when it gives one (S3 does; a multipart upload's ends with
+    /// `-{number of parts}`).
+    pub e_tag: Option<String>,
+}
+
+impl From<ObjectMeta> for ObjectInfo {
+    fn from(meta: ObjectMeta) -> Self {
+        ObjectInfo {
+            size: meta.size,
+            last_modified: meta.last_modified,
+            e_tag: meta.e_tag,
+        }
+    }
+}
+
+/// A URL a client can use without credentials, until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedUrl {
+    pub url: String,
+    pub method: Method,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The object store. Cloning is cheap and clones share the connection pool.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    backend: Backend,
+    url_expiry: Duration,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Local(LocalLinks),
+    S3(Arc<AmazonS3>),
+}
+
+impl Storage {
+    /// Opens the store `config.backend` names. The local directory is created if missing.
+    /// An API process also calls [`Storage::with_public_url`], which local links need.
+    pub fn from_config(config: &StorageConfig) -> Result<Storage> {
+        let url_expiry = Duration::from_secs(config.url_expiry_seconds);
+        match config.backend.as_str() {
+            "local" => {
+                std::fs::create_dir_all(&config.local_dir)?;
+                let store = LocalFileSystem::new_with_prefix(&config.local_dir)?
+                    // Deleting a job's objects leaves no empty directories behind.
+                    .with_automatic_cleanup(true)
+                    // An object must survive a crash once its row in Postgres says it
+                    // exists, as it would on S3.
+                    .with_fsync(true);
+                Ok(Storage {
+                    store: Arc::new(store),
+                    backend: Backend::Local(LocalLinks {
+                        secret: config.signing_secret.as_bytes().into(),
+                        base: None,
+                    }),
+                    url_expiry,
+                })
+            }
+            "s3" => {
+                // Not from_env: every setting comes from Octavia's configuration, and stray
+                // AWS_* variables must not silently change where objects go.
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(&config.s3_bucket)
+                    .with_region(&config.s3_region)
+                    .with_allow_http(config.s3_allow_http)
+                    .with_virtual_hosted_style_request(!config.s3_path_style);
+                if !config.s3_endpoint.is_empty() {
+                    builder = builder.with_endpoint(&config.s3_endpoint);
+                }
+                // Without keys, object_store falls back to the instance's role (IMDS, ECS),
+                // which is how a deployment on AWS should authenticate.
+                if !config.s3_access_key_id.is_empty() {
+                    builder = builder
+                        .with_access_key_id(&config.s3_access_key_id)
+                        .with_secret_access_key(&config.s3_secret_access_key);
+                }
+                let s3 = Arc::new(builder.build()?);
+                Ok(Storage {
+                    store: s3.clone(),
+                    backend: Backend::S3(s3),
+                    url_expiry,
+                })
+            }
+            other => Err(Error::Invalid(format!(
+                "`{other}` is not a storage backend (local or s3)"
+            ))),
+        }
+    }
+
+    /// Sets the API's public URL (`api.public_url`), the base of the local store's links.
+    pub fn with_public_url(mut self, public_url: &str) -> Result<Storage> {
+        if let Backend::Local(links) = &mut self.backend {
+            let url = Url::parse(public_url).map_err(|e| {
+                Error::Invalid(format!("api.public_url `{public_url}` is not a URL: {e}"))
+            })?;
+            if url.cannot_be_a_base() {
+                return Err(Error::Invalid(format!(
+                    "api.public_url `{public_url}` cannot have a path appended"
+                )));
+            }
+            links.base = Some(url);
+        }
+        Ok(self)
+    }
+
+    /// Whether this is the local store, whose links the API must serve itself.
+    pub fn is_local(&self) -> bool {
+        matches!(self.backend, Backend::Local(_))
+    }
+
+    /// Writes `bytes` to `key`, replacing any object there.
+    pub async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<()> {
+        let location = parse_key(key)?;
+        self.store.put(&location, bytes.into()).await?;
+        Ok(())
+    }
+
+    /// Uploads the file at `file` to `key` without reading it whole into memory; returns
+    /// its size.
+    pub async fn put_file(&self, key: &str, file: &Path) -> Result<u64> {
+        let file = tokio::fs::File::open(file).await?;
+        let chunks = stream::try_unfold(file, |mut file| async move {
+            let mut buf = BytesMut::with_capacity(READ_CHUNK);
+            if file.read_buf(&mut buf).await? == 0 {
+                return Ok::<_, std::io::Error>(None);
+            }
+            Ok(Some((buf.freeze(), file)))
+        });
+        self.put_stream(key, chunks).await
+    }
+
+    /// Writes a stream of chunks (such as an HTTP request body) to `key`, holding at most
+    /// a few parts in memory; returns the size written. The object appears whole or not at
+    /// all: a failed stream aborts the upload.
+    pub async fn put_stream<S, E>(&self, key: &str, body: S) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let location = parse_key(key)?;
+        let mut body = std::pin::pin!(body);
+        let body_error = |e: E| Error::Io(std::io::Error::other(e));
+
+        // Most objects (a segment's audio, subtitles) are smaller than a part, and one PUT
+        // is one request where a multipart upload is at least three.
+        let mut head = Vec::new();
+        let mut size = 0;
+        while size < PART_SIZE {
+            match body.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(body_error)?;
+                    size += chunk.len();
+                    head.push(chunk);
+                }
+                None => {
+                    self.store
+                        .put(&location, PutPayload::from_iter(head))
+                        .await?;
+                    return Ok(size as u64);
+                }
+            }
+        }
+
+        let upload = self.store.put_multipart(&location).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        for chunk in head {
+            writer.put(chunk);
+        }
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // Abort so the parts already sent do not linger (S3 bills for them).
+                    let _ = writer.abort().await;
+                    return Err(body_error(e));
+                }
+            };
+            if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                let _ = writer.abort().await;
+                return Err(e.into());
+            }
+            size += chunk.len();
+            writer.put(chunk);
+        }
+        // finish aborts the upload itself when it fails.
+        writer.finish().await?;
+        Ok(size as u64)
+    }
+
+    /// Reads the whole object at `key`. [`Error::NotFound`] when there is none.
+    pub async fn get_bytes(&self, key: &str) -> Result<Bytes> {
+        let location = parse_key(key)?;
+        let got = self
+            .store
+            .get(&location)
+            .await
+            .map_err(|e| store_error(key, e))?;
+        got.bytes().await.map_err(|e| store_error(key, e))
+    }
+
+    /// The object at `key` as a stream of chunks, with its size and date (for an HTTP
+    /// response's headers). [`Error::NotFound`] when there is none.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<(ObjectInfo, BoxStream<'static, Result<Bytes>>)> {
+        let location = parse_key(key)?;
+        let got = self
+            .store
+            .get(&location)
+            .await
+            .map_err(|e| store_error(key, e))?;
+        let info = ObjectInfo::from(got.meta.clone());
+        let key = key.to_string();
+        let chunks = got.into_stream().map_err(move |e| store_error(&key, e));
+        Ok((info, chunks.boxed()))
+    }
+
+    /// Streams the object at `key` into the file `file` (created or truncated); returns its
+    /// size. On failure the partial file is removed.
+    pub async fn get_to_file(&self, key: &str, file: &Path) -> Result<u64> {
+        let (_, mut chunks) = self.get_stream(key).await?;
+        let mut out = tokio::fs::File::create(file).await?;
+        let copied = async {
+            let mut size = 0;
+            while let Some(chunk) = chunks.try_next().await? {
+                out.write_all(&chunk).await?;
+                size += chunk.len() as u64;
+            }
+            out.flush().await?;
+            Ok(size)
+        }
+        .await;
+        if copied.is_err() {
+            drop(out);
+            let _ = tokio::fs::remove_file(file).await;
+        }
+        copied
+    }
+
+    /// Size and date of the object at `key`, or `None` when there is none.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let location = parse_key(key)?;
+        match self.store.head(&location).await {
+            Ok(meta) => Ok(Some(meta.into())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Keys of every object under `prefix`, sorted. Prefixes match whole path segments:
+    /// `media/u1` lists `media/u1/…` but not `media/u10/…`. An empty prefix lists all.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = parse_prefix(prefix)?;
+        let mut keys: Vec<String> = self
+            .store
+            .list((!prefix.is_root()).then_some(&prefix))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Deletes the object at `key`. Deleting a missing object succeeds, so a retried
+    /// cleanup does not fail.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let location = parse_key(key)?;
+        match self.store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes every object under `prefix` (matched by whole segments, as in
+    /// [`Storage::list`]); returns how many there were. An empty prefix is refused.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize> {
+        let prefix = parse_prefix(prefix)?;
+        if prefix.is_root() {
+            return Err(Error::Invalid(
+                "refusing to delete every object: the prefix is empty".into(),
+            ));
+        }
+        // List first, then delete: removing files while walking the same directories (local)
+        // or paginating the same listing (S3) could skip objects.
+        let locations: Vec<Key> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        let count = locations.len();
+        let mut deleted = self
+            .store
+            .delete_stream(stream::iter(locations.into_iter().map(Ok)).boxed());
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(count)
+    }
+
+    /// A URL that downloads `key` without credentials, valid `storage.url_expiry_seconds`.
+    pub async fn download_url(&self, key: &str) -> Result<SignedUrl> {
+        self.signed_url(Method::GET, key).await
+    }
+
+    /// A URL that uploads `key` with a PUT of the body, valid `storage.url_expiry_seconds`.
+    pub async fn upload_url(&self, key: &str) -> Result<SignedUrl> {
+        self.signed_url(Method::PUT, key).await
+    }
+
+    /// A URL allowing `method` (GET or PUT) on `key`: presigned by S3's rules, or for the
+    /// local store a link to the API's [`LOCAL_ROUTE`], which needs
+    /// `storage.signing_secret` and [`Storage::with_public_url`].
+    pub async fn signed_url(&self, method: Method, key: &str) -> Result<SignedUrl> {
+        if method != Method::GET && method != Method::PUT {
+            return Err(Error::Invalid(format!(
+                "only GET and PUT URLs are signed, not {method}"
+            )));
+        }
+        let location = parse_key(key)?;
+        let now = unix_now();
+        let expires = now + self.url_expiry.as_secs();
+        let expires_at = DateTime::from_timestamp(expires as i64, 0)
+            .ok_or_else(|| Error::Invalid("storage.url_expiry_seconds is too large".into()))?;
+        let url = match &self.backend {
+            Backend::S3(s3) => s3
+                .signed_url(method.clone(), &location, self.url_expiry)
+                .await?
+                .to_string(),
+            Backend::Local(links) => links.sign(&method, key, expires)?,
+        };
+        Ok(SignedUrl {
+            url,
+            method,
+            expires_at,
+        })
+    }
+
+    /// Checks a local-store link as the API route receives it: the request's method, the
+    /// key from its path, and its `expires` (unix seconds) and `sig` query parameters,
+    /// against `now` (unix seconds). The signature is compared in constant time.
+    pub fn verify_local_signature(
+        &self,
+        method: &Method,
+        key: &str,
+        expires: u64,
+        sig: &str,
+        now: u64,
+    ) -> Result<(), SignatureError> {
+        match &self.backend {
+            Backend::Local(links) => links.verify(method, key, expires, sig, now),
+            Backend::S3(_) => Err(SignatureError::NotLocal),
+        }
+    }
+}
+
+/// A key as the store's path, refused unless it is already in canonical form (no leading,
+/// trailing or doubled `/`, no `.` or `..` segment, no control character), so each object
+/// has exactly one key and nothing escapes the local store's directory.
+fn parse_key(key: &str) -> Result<Key> {
+    let location = Key::parse(key).map_err(object_store::Error::from)?;
+    if location.is_root() || location.as_ref() != key {
+        return Err(Error::Invalid(format!("`{key}` is not an object key")));
+    }
+    Ok(location)
+}
+
+fn parse_prefix(prefix: &str) -> Result<Key> {
+    Ok(Key::parse(prefix).map_err(object_store::Error::from)?)
+}
+
+/// Maps the store's "not found" to the crate's, naming the key.
+fn store_error(key: &str, e: object_store::Error) -> Error {
+    match e {
+        object_store::Error::NotFound { .. } => Error::NotFound {
+            what: "object",
+            id: key.to_string(),
+        },
+        e => Error::Storage(e),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_documented_layout() {
+        let (user, media, job) = (Uuid::nil(), Uuid::max(), Uuid::nil());
+        assert_eq!(
+            media_key(user, media, "input.mp4"),
+            format!("media/{user}/{media}/input.mp4")
+        );
+        assert_eq!(
+            segment_key(job, 7, 2, "audio.wav"),
+            format!("jobs/{job}/segments/7/2/audio.wav")
+        );
+        assert_eq!(
+            job_output_key(job, "out.srt"),
+            format!("jobs/{job}/output/out.srt")
+        );
+        assert!(segment_key(job, 0, 1, "x").starts_with(&format!("{}/", job_prefix(job))));
+        for key in [
+            media_key(user, media, "a b.mp4"),
+            segment_key(job, 0, 1, "x"),
+        ] {
+            assert!(parse_key(&key).is_ok(), "{key}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_keys_are_refused() {
+        for key in ["", "/a", "a/", "a//b", "a/../b", "./a", "a/\nb"] {
+            assert!(parse_key(key).is_err(), "{key:?} was accepted");
+        }
+    }
+}
