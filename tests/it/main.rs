@@ -2,6 +2,9 @@
 //! are made once per `cargo test`.
 
 mod harness;
+mod process;
+mod queue;
 mod s3;
 mod schema;
 mod storage;
+mod support;

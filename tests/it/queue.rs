@@ -1,0 +1,638 @@
+//! The queue engine against a real PostgreSQL: claiming, fencing, retries, resume,
+//! cancel, credits, wake-ups, fairness, and real worker processes killed and stopped.
+
+use crate::harness::TestDb;
+use crate::support::*;
+use octavia::queue::claim::{self, ClaimOptions};
+use octavia::queue::complete::{self, Failure, FailureOutcome};
+use octavia::queue::{admin, heartbeat, rescue};
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn three_workers_complete_every_segment_exactly_once() {
+    let db = TestDb::new().await;
+    let probe = Probe::default();
+    let jobs = enqueue_jobs(
+        &db,
+        (0..12)
+            .map(|_| job("probe", json!({ "segments": 25 })))
+            .collect(),
+    )
+    .await;
+    let workers: Vec<TestWorker> = (0..3)
+        .map(|i| TestWorker::start(fast_config(&db), registry_with(&probe), &format!("w{i}")))
+        .collect();
+    wait_terminal(&db, &jobs, 60).await;
+    for w in workers {
+        w.stop().await;
+    }
+    let client = db.client().await;
+    let bad: i64 = client
+        .query_one("SELECT count(*) FROM jobs WHERE status <> 'completed'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(bad, 0);
+    let rows = client
+        .query(
+            "SELECT status, attempts, count(*) FROM job_segments GROUP BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    let summary: Vec<(String, i32, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(summary, vec![("completed".to_string(), 1, 300)]);
+    // The handler ran once per segment: no segment was executed twice.
+    let mut runs: HashMap<(Uuid, i32), usize> = HashMap::new();
+    for c in probe.0.calls().iter().filter(|c| c.what == "segment") {
+        *runs.entry((c.job, c.index)).or_default() += 1;
+    }
+    assert_eq!(runs.len(), 300);
+    assert!(runs.values().all(|&n| n == 1), "a segment ran twice");
+    let progress: Vec<i32> = client
+        .query("SELECT progress FROM jobs", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(progress.iter().all(|&p| p == 100));
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
+    let db = TestDb::new().await;
+    let probe = Probe::default();
+    // Plan the job with a worker, then stop it so the segments stay pending.
+    *probe.0.segment_ms.lock().unwrap() = 60_000;
+    let [id] = enqueue_jobs(&db, vec![job("probe", json!({ "segments": 1 }))]).await[..] else {
+        unreachable!()
+    };
+    let mut client = db.client().await;
+    let opts = |w: &str| ClaimOptions {
+        worker_id: w.into(),
+        job_types: None,
+        lease: Duration::from_secs(30),
+    };
+    let plan = claim::steps(&client, &opts("a"), 10).await.unwrap();
+    assert_eq!(plan.len(), 1);
+    let segs = vec![octavia::queue::complete::NewSegment::default()];
+    assert!(
+        complete::plan_done(&mut client, "a", &plan[0], &segs, &json!({}))
+            .await
+            .unwrap()
+    );
+
+    let old = claim::segments(&client, &opts("a"), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(old.attempt, 1);
+    // A's lease expires (as if it hung); the rescuer gives the segment back; B claims it.
+    client
+        .execute(
+            "UPDATE job_segments SET lease_expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let rescued = rescue::run(&mut client, 100).await.unwrap();
+    assert_eq!(rescued.segments_requeued, 1);
+    let new = claim::segments(&client, &opts("b"), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((new.id, new.attempt), (old.id, 2));
+
+    // A wakes up: its heartbeat renews nothing, its result and its failure are refused.
+    let renewed = heartbeat::renew(&client, "a", Duration::from_secs(30), &[(old.id, 1)], &[])
+        .await
+        .unwrap();
+    assert!(renewed.is_empty());
+    let done = complete::segments(&mut client, &[(old.id, 1, json!({"by": "a"}))])
+        .await
+        .unwrap();
+    assert!(done.recorded.is_empty());
+    let failure = Failure::Fatal {
+        error: "from a".into(),
+    };
+    assert_eq!(
+        complete::segment_failed(&mut client, &old, &failure)
+            .await
+            .unwrap(),
+        FailureOutcome::Stale
+    );
+    let row = client
+        .query_one(
+            "SELECT status, locked_by, attempts FROM job_segments WHERE id = $1",
+            &[&old.id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, i32>(2)
+        ),
+        ("running".into(), "b".into(), 2)
+    );
+    // B's result is recorded, and the job moves on to finalize.
+    let done = complete::segments(&mut client, &[(new.id, 2, json!({"by": "b"}))])
+        .await
+        .unwrap();
+    assert!(done.recorded.contains(&new.id) && done.finalize_ready);
+    let job = admin::job(&client, id).await.unwrap().unwrap();
+    assert_eq!((job.step.as_str(), job.progress), ("finalize", 100));
+    let result: serde_json::Value = client
+        .query_one("SELECT result FROM job_segments WHERE id = $1", &[&new.id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(result, json!({"by": "b"}));
+}
+
+#[tokio::test]
+async fn retryable_failures_back_off_until_max_attempts_then_the_job_fails_and_is_refunded() {
+    let db = TestDb::new().await;
+    let user = user(&db, 100).await;
+    let probe = Probe::default();
+    probe.0.retryable.lock().unwrap().insert(1);
+    let mut j = job("probe", json!({ "segments": 3 }));
+    j.user_id = Some(user);
+    j.cost_credits = 40;
+    j.max_attempts = 4;
+    let id = j.id;
+    enqueue_jobs(&db, vec![j]).await;
+    let mut config = fast_config(&db);
+    config.worker.backoff_base_ms = 100;
+    config.worker.backoff_max_ms = 10_000;
+    let worker = TestWorker::start(config, registry_with(&probe), "w");
+    wait_terminal(&db, &[id], 30).await;
+    worker.stop().await;
+
+    let client = db.client().await;
+    let job = admin::job(&client, id).await.unwrap().unwrap();
+    assert_eq!(job.status, "failed");
+    let error = job.last_error.unwrap();
+    assert!(
+        error.contains("segment 1 failed after 4 attempts"),
+        "{error}"
+    );
+    assert!(job.finished_at.is_some());
+    let calls = probe.0.segment_calls(id, 1);
+    assert_eq!(
+        calls.iter().map(|c| c.attempt).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    // Backoff: base 100 ms doubling, with jitter of at most half.
+    for (n, pair) in calls.windows(2).enumerate() {
+        let gap = pair[1].at - pair[0].at;
+        let least = Duration::from_millis(50 * 2u64.pow(n as u32));
+        assert!(
+            gap >= least,
+            "retry {} came after {gap:?}, before {least:?}",
+            n + 1
+        );
+    }
+    let segments = admin::segments(&client, id).await.unwrap();
+    assert_eq!(segments[1].status, "failed");
+    assert_eq!(segments[1].attempts, 4);
+    assert!(
+        segments
+            .iter()
+            .filter(|s| s.index != 1)
+            .all(|s| s.status == "completed")
+    );
+    let balance: i64 = client
+        .query_one("SELECT credits FROM users WHERE id = $1", &[&user])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(balance, 100, "the reservation was refunded");
+    assert_ledger_balances(&db).await;
+}
+
+#[tokio::test]
+async fn retry_resumes_only_unfinished_segments_and_refunds_once_per_run() {
+    let db = TestDb::new().await;
+    let user = user(&db, 100).await;
+    let probe = Probe::default();
+    probe.0.fatal.lock().unwrap().insert(3);
+    let mut j = job("probe", json!({ "segments": 8 }));
+    j.user_id = Some(user);
+    j.cost_credits = 30;
+    let id = j.id;
+    enqueue_jobs(&db, vec![j]).await;
+    let config = fast_config(&db);
+    let worker = TestWorker::start(config.clone(), registry_with(&probe), "w");
+    wait_terminal(&db, &[id], 30).await;
+    let mut client = db.client().await;
+    let job = admin::job(&client, id).await.unwrap().unwrap();
+    assert_eq!(job.status, "failed");
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap()
+            .contains("segment 3 failed"),
+        "{:?}",
+        job.last_error
+    );
+    let before = admin::segments(&client, id).await.unwrap();
+    assert_eq!(before[3].status, "failed");
+    assert_eq!(before[3].attempts, 1, "a fatal error is not retried");
+
+    // Run 2: segment 3 still fails. Nothing that completed runs again.
+    let run = admin::retry(&mut client, id).await.unwrap();
+    assert_eq!(run, 2);
+    wait_terminal(&db, &[id], 30).await;
+    assert_eq!(status(&db, id).await, "failed");
+
+    // Run 3: fixed. Only the segments that had not completed run.
+    probe.0.fatal.lock().unwrap().clear();
+    assert_eq!(admin::retry(&mut client, id).await.unwrap(), 3);
+    wait_terminal(&db, &[id], 30).await;
+    worker.stop().await;
+    assert_eq!(status(&db, id).await, "completed");
+    let after = admin::segments(&client, id).await.unwrap();
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(a.status, "completed");
+        if b.status == "completed" {
+            assert_eq!(a.result, b.result, "segment {} was overwritten", a.index);
+            assert_eq!(a.finished_at, b.finished_at);
+            assert_eq!(
+                probe.0.segment_calls(id, a.index).len(),
+                1,
+                "segment {} ran again",
+                a.index
+            );
+        }
+    }
+    assert_eq!(probe.0.segment_calls(id, 3).len(), 3);
+
+    // Reserve 30 per run, refund runs 1 and 2 exactly once each; run 3 is paid.
+    let ledger: Vec<(String, i64, i32)> = client
+        .query(
+            "SELECT reason, delta, job_run FROM credits_history WHERE job_id = $1 ORDER BY job_run, created_at, reason DESC",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected = vec![
+        ("job_reserve".to_string(), -30, 1),
+        ("job_refund".to_string(), 30, 1),
+        ("job_reserve".to_string(), -30, 2),
+        ("job_refund".to_string(), 30, 2),
+        ("job_reserve".to_string(), -30, 3),
+    ];
+    assert_eq!(ledger, expected);
+    // Refunding again, directly, gives nothing back.
+    let again = octavia::credits::refund(&client, &[(id, 1), (id, 2)])
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    let balance: i64 = client
+        .query_one("SELECT credits FROM users WHERE id = $1", &[&user])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(balance, 70);
+    assert_ledger_balances(&db).await;
+}
+
+#[tokio::test]
+async fn a_retry_the_balance_cannot_pay_for_changes_nothing() {
+    let db = TestDb::new().await;
+    let user = user(&db, 30).await;
+    let probe = Probe::default();
+    probe.0.fatal.lock().unwrap().insert(0);
+    let mut j = job("probe", json!({ "segments": 1 }));
+    j.user_id = Some(user);
+    j.cost_credits = 30;
+    let id = j.id;
+    enqueue_jobs(&db, vec![j]).await;
+    let worker = TestWorker::start(fast_config(&db), registry_with(&probe), "w");
+    wait_terminal(&db, &[id], 30).await;
+    worker.stop().await;
+    let mut client = db.client().await;
+    client
+        .execute("UPDATE users SET credits = 0 WHERE id = $1", &[&user])
+        .await
+        .unwrap();
+    let err = admin::retry(&mut client, id).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            octavia::Error::InsufficientCredits {
+                price: 30,
+                balance: 0
+            }
+        ),
+        "{err}"
+    );
+    let job = admin::job(&client, id).await.unwrap().unwrap();
+    assert_eq!((job.status.as_str(), job.run), ("failed", 1));
+    let err = admin::retry(&mut client, Uuid::now_v7()).await.unwrap_err();
+    assert!(matches!(err, octavia::Error::NotFound { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn cancelling_a_running_job_stops_its_handlers_and_refunds_once() {
+    let db = TestDb::new().await;
+    let user = user(&db, 50).await;
+    let probe = Probe::default();
+    *probe.0.segment_ms.lock().unwrap() = 20_000;
+    let mut j = job("probe", json!({ "segments": 10 }));
+    j.user_id = Some(user);
+    j.cost_credits = 50;
+    let id = j.id;
+    enqueue_jobs(&db, vec![j]).await;
+    let worker = TestWorker::start(fast_config(&db), registry_with(&probe), "w");
+    wait_for(20, "segments to run", || async {
+        let client = db.client().await;
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM job_segments WHERE job_id = $1 AND status = 'running'",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (n == 4).then_some(())
+    })
+    .await;
+    let mut client = db.client().await;
+    let started = Instant::now();
+    assert!(
+        !admin::cancel(&mut client, id).await.unwrap(),
+        "segments are still running"
+    );
+    // No new segment is claimed; the running ones hear it at their next heartbeat.
+    wait_terminal(&db, &[id], 20).await;
+    let took = started.elapsed();
+    assert_eq!(status(&db, id).await, "cancelled");
+    assert!(
+        took < Duration::from_secs(15),
+        "handlers were not told to stop ({took:?})"
+    );
+    let calls: Vec<_> = probe
+        .0
+        .calls()
+        .into_iter()
+        .filter(|c| c.what == "segment")
+        .collect();
+    assert_eq!(calls.len(), 4, "only the 4 running segments ever started");
+    assert!(calls.iter().all(|c| c.worker_saw_cancel));
+    let counts: Vec<(String, i64)> = client
+        .query(
+            "SELECT status, count(*) FROM job_segments WHERE job_id = $1 GROUP BY 1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(counts, vec![("cancelled".to_string(), 10)]);
+    // Cancelling again is refused and refunds nothing more.
+    let err = admin::cancel(&mut client, id).await.unwrap_err();
+    assert!(matches!(err, octavia::Error::Conflict(_)), "{err}");
+    worker.stop().await;
+    let refunds: i64 = client
+        .query_one(
+            "SELECT count(*) FROM credits_history WHERE job_id = $1 AND reason = 'job_refund'",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(refunds, 1);
+    let balance: i64 = client
+        .query_one("SELECT credits FROM users WHERE id = $1", &[&user])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(balance, 50);
+    assert_ledger_balances(&db).await;
+}
+
+#[tokio::test]
+async fn a_queued_job_cancels_at_once() {
+    let db = TestDb::new().await;
+    let user = user(&db, 10).await;
+    let mut j = job("noop", json!({}));
+    j.user_id = Some(user);
+    j.cost_credits = 10;
+    let id = j.id;
+    enqueue_jobs(&db, vec![j]).await;
+    let mut client = db.client().await;
+    assert!(admin::cancel(&mut client, id).await.unwrap());
+    assert_eq!(status(&db, id).await, "cancelled");
+    assert_ledger_balances(&db).await;
+    let balance: i64 = client
+        .query_one("SELECT credits FROM users WHERE id = $1", &[&user])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(balance, 10);
+}
+
+#[tokio::test]
+async fn priority_and_run_at_order_the_claims() {
+    let db = TestDb::new().await;
+    let probe = Probe::default();
+    let mut low = job("probe", json!({ "segments": 1 }));
+    low.priority = 5;
+    let mut high = job("probe", json!({ "segments": 1 }));
+    high.priority = -5;
+    let mut later = job("probe", json!({ "segments": 1 }));
+    let not_before = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    later.run_at = Some(not_before);
+    let normal = job("probe", json!({ "segments": 1 }));
+    let ids = enqueue_jobs(&db, vec![low, later, normal, high]).await;
+    let (low, later, normal, high) = (ids[0], ids[1], ids[2], ids[3]);
+    let mut config = fast_config(&db);
+    config.worker.concurrency = 1;
+    let worker = TestWorker::start(config, registry_with(&probe), "w");
+    wait_terminal(&db, &ids, 30).await;
+    worker.stop().await;
+    let plans: Vec<Uuid> = probe
+        .0
+        .calls()
+        .iter()
+        .filter(|c| c.what == "plan")
+        .map(|c| c.job)
+        .collect();
+    assert_eq!(plans, vec![high, normal, low, later]);
+    let client = db.client().await;
+    let started: chrono::DateTime<chrono::Utc> = client
+        .query_one("SELECT started_at FROM jobs WHERE id = $1", &[&later])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        started >= not_before,
+        "a delayed job started at {started}, before {not_before}"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_job_does_not_starve_a_small_one_inserted_after_it() {
+    let db = TestDb::new().await;
+    let probe = Probe::default();
+    *probe.0.segment_ms.lock().unwrap() = 5;
+    let [big] = enqueue_jobs(&db, vec![job("probe", json!({ "segments": 1000 }))]).await[..] else {
+        unreachable!()
+    };
+    let worker = TestWorker::start(fast_config(&db), registry_with(&probe), "w");
+    wait_for(20, "the big job to run", || async {
+        let j = admin::job(&db.client().await, big).await.unwrap().unwrap();
+        (j.segments_done > 10).then_some(())
+    })
+    .await;
+    let [small] = enqueue_jobs(&db, vec![job("probe", json!({ "segments": 1 }))]).await[..] else {
+        unreachable!()
+    };
+    wait_terminal(&db, &[small], 30).await;
+    let big_done = admin::job(&db.client().await, big)
+        .await
+        .unwrap()
+        .unwrap()
+        .segments_done;
+    assert!(
+        big_done < 900,
+        "the small job waited for most of the big one ({big_done}/1000)"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn notify_wakes_an_idle_worker_long_before_the_poll_interval() {
+    let db = TestDb::new().await;
+    let mut config = fast_config(&db);
+    config.worker.poll_interval_ms = 60_000;
+    let probe = Probe::default();
+    let worker = TestWorker::start(config, registry_with(&probe), "w");
+    // Let the worker go idle: its first claims find nothing and it waits for a wake-up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let ids = enqueue_jobs(&db, vec![job("probe", json!({ "segments": 2 }))]).await;
+        wait_terminal(&db, &ids, 30).await;
+        assert_eq!(status(&db, ids[0]).await, "completed");
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(10),
+            "took {took:?}: NOTIFY did not wake the worker"
+        );
+    }
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn polling_delivers_when_the_listener_is_broken_or_off() {
+    let db = TestDb::new().await;
+    let probe = Probe::default();
+    // Poll-only mode.
+    let mut config = fast_config(&db);
+    config.worker.listen = false;
+    config.worker.poll_interval_ms = 200;
+    let worker = TestWorker::start(config, registry_with(&probe), "poller");
+    let ids = enqueue_jobs(&db, vec![job("probe", json!({ "segments": 3 }))]).await;
+    wait_terminal(&db, &ids, 30).await;
+    assert_eq!(status(&db, ids[0]).await, "completed");
+    worker.stop().await;
+
+    // LISTEN on, but its connection killed over and over: polling still delivers.
+    let mut config = fast_config(&db);
+    config.worker.poll_interval_ms = 200;
+    let worker = TestWorker::start(config, registry_with(&probe), "listener");
+    let client = db.client().await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN octavia_work'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let ids = enqueue_jobs(&db, vec![job("probe", json!({ "segments": 2 }))]).await;
+        wait_terminal(&db, &ids, 30).await;
+        assert_eq!(status(&db, ids[0]).await, "completed");
+    }
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_job_types_fail_with_a_clear_error_and_the_worker_goes_on() {
+    let db = TestDb::new().await;
+    let probe = Probe::default();
+    let ids = enqueue_jobs(
+        &db,
+        vec![
+            job("no_such_type", json!({})),
+            job("probe", json!({ "segments": 2 })),
+        ],
+    )
+    .await;
+    let worker = TestWorker::start(fast_config(&db), registry_with(&probe), "w");
+    wait_terminal(&db, &ids, 30).await;
+    worker.stop().await;
+    let client = db.client().await;
+    let bad = admin::job(&client, ids[0]).await.unwrap().unwrap();
+    assert_eq!(bad.status, "failed");
+    assert!(
+        bad.last_error
+            .as_deref()
+            .unwrap()
+            .contains("unknown job type `no_such_type`"),
+        "{:?}",
+        bad.last_error
+    );
+    assert_eq!(status(&db, ids[1]).await, "completed");
+}
+
+#[tokio::test]
+async fn a_panicking_handler_fails_its_attempt_and_the_worker_keeps_serving() {
+    let db = TestDb::new().await;
+    let probe = Probe::default();
+    probe.0.panics.lock().unwrap().insert(0);
+    let mut j = job("probe", json!({ "segments": 1 }));
+    j.max_attempts = 2;
+    let ids = enqueue_jobs(&db, vec![j, job("probe", json!({ "segments": 0 }))]).await;
+    let worker = TestWorker::start(fast_config(&db), registry_with(&probe), "w");
+    wait_terminal(&db, &ids, 30).await;
+    worker.stop().await;
+    let client = db.client().await;
+    let failed = admin::job(&client, ids[0]).await.unwrap().unwrap();
+    assert_eq!(failed.status, "failed");
+    let error = failed.last_error.unwrap();
+    assert!(
+        error.contains("handler panicked: probe panics on segment 0"),
+        "{error}"
+    );
+    assert_eq!(status(&db, ids[1]).await, "completed");
+}
+
+#[test]
+fn registering_a_job_type_twice_is_an_error() {
+    let mut registry = octavia::handlers::registry().unwrap();
+    let err = registry
+        .register(octavia::handlers::noop::Noop)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("`noop` is registered twice"),
+        "{err}"
+    );
+}
