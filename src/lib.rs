@@ -9,6 +9,7 @@ pub mod demo;
 pub mod error;
 pub mod migrate;
 pub mod pg;
+pub mod pipeline;
 pub mod sql;
 pub mod telemetry;
 
