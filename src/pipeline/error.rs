@@ -43,6 +43,11 @@ pub enum PipelineError {
         program: &'static str,
         package: &'static str,
     },
+    /// The start-up check found programs or data the configured engines need missing.
+    #[error(
+        "the pipeline cannot run: missing {missing}; install with `apt-get install -y {packages}` (or run bin/deps)"
+    )]
+    EnginesUnavailable { missing: String, packages: String },
     /// A program ran and failed; `stderr` is the end of what it printed.
     #[error("`{program}` failed ({status}): {stderr}")]
     ToolFailed {
@@ -102,6 +107,7 @@ impl PipelineError {
     pub fn is_retryable(&self) -> bool {
         match self {
             PipelineError::ToolMissing { .. }
+            | PipelineError::EnginesUnavailable { .. }
             | PipelineError::ToolFailed { .. }
             | PipelineError::Io { .. }
             | PipelineError::Http { .. } => true,

@@ -2,10 +2,13 @@
 //! ffmpeg, and the speech-to-text, translation and text-to-speech engines. The job
 //! handlers (plan / segment / finalize) are assembled from these.
 
+pub mod engines;
 pub mod error;
 pub mod lang;
+pub mod media;
 pub mod process;
 pub mod subtitles;
 
+pub use engines::Engines;
 pub use error::{PipelineError, Result, SubtitleError};
 pub use lang::Language;

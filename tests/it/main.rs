@@ -2,4 +2,5 @@
 //! are made once per `cargo test`.
 
 mod harness;
+mod pipeline;
 mod schema;

@@ -1,0 +1,1 @@
+//! The HTTP engines against a local server with the services' endpoint shapes.
