@@ -183,6 +183,45 @@ mod tests {
         assert_eq!(out, b"fed");
     }
 
+    #[tokio::test]
+    async fn a_cancelled_run_kills_everything_the_program_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let sh = Tool {
+            program: "sh",
+            package: "dash",
+        };
+        // Like apertium: a script whose work is done by a program it starts.
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let run = run(&sh, ["-c", script.as_str()], None);
+        let cancelled = tokio::time::timeout(std::time::Duration::from_millis(300), run).await;
+        assert!(cancelled.is_err(), "the run was cancelled");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let alive = || {
+            // /proc/PID/stat's third field is the state; a zombie (Z) has ended.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    !s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(false)
+        };
+        for _ in 0..100 {
+            if !alive() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the script's child {pid} outlived the cancelled run");
+    }
+
     #[test]
     fn tail_keeps_the_end() {
         let long = format!("{}\nthe end", "x".repeat(5000));
