@@ -4,8 +4,10 @@ use super::{PipelineError, Result};
 use std::fmt;
 use std::str::FromStr;
 
-/// A language of speech or text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A language of speech or text. Serialized as its ISO 639-1 code; read from any
+/// spelling [`FromStr`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Language {
     English,
     Spanish,
@@ -71,6 +73,20 @@ impl FromStr for Language {
     }
 }
 
+impl From<Language> for &'static str {
+    fn from(language: Language) -> Self {
+        language.code()
+    }
+}
+
+impl TryFrom<String> for Language {
+    type Error = PipelineError;
+
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
 impl fmt::Display for Language {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
@@ -89,6 +105,13 @@ mod tests {
         for s in ["es", "spa", "es_MX"] {
             assert_eq!(s.parse::<Language>().unwrap(), Language::Spanish, "{s}");
         }
+        assert_eq!(
+            serde_json::to_string(&Language::Spanish).unwrap(),
+            r#""es""#
+        );
+        let read: Language = serde_json::from_str(r#""eng""#).unwrap();
+        assert_eq!(read, Language::English);
+        assert!(serde_json::from_str::<Language>(r#""fr""#).is_err());
         let e = "fr".parse::<Language>().unwrap_err();
         assert!(!e.is_retryable());
         assert!(

@@ -312,9 +312,9 @@ impl TextToSpeech for OpenAiTextToSpeech {
             .await
             .map_err(|e| PipelineError::io(format!("writing {}", raw.display()), e))?;
         media::to_work_wav(&raw, out).await.map_err(|e| match e {
-            PipelineError::ToolFailed { stderr, .. } => PipelineError::BadOutput {
+            PipelineError::InvalidMedia { reason, .. } => PipelineError::BadOutput {
                 engine: "openai text-to-speech",
-                message: format!("the answer is not audio ffmpeg can read: {stderr}"),
+                message: format!("the answer is not audio: {reason}"),
             },
             other => other,
         })

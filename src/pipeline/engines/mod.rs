@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A stretch of recognized speech.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Phrase {
     /// From the start of the transcribed audio.
     pub start_ms: u64,

@@ -2,7 +2,7 @@
 //! and the pieces assembled into one track and encoded.
 
 use super::wav::{Wav, WavSpec, WavWriter};
-use super::{WORK_SPEC, Window, ensure_exists, ffmpeg, probe, scratch, secs};
+use super::{WORK_SPEC, Window, ensure_exists, ffmpeg, ffmpeg_on, probe, scratch, secs};
 use crate::pipeline::{PipelineError, Result};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -24,28 +24,31 @@ async fn extract(input: &Path, window: Window, spec: WavSpec, out: &Path) -> Res
     }
     ensure_exists(input).await?;
     let frames = spec.frames_in(window.duration_ms());
-    ffmpeg([
-        // Before -i, -ss seeks the input and decodes from there; timestamps start at 0.
-        OsString::from("-ss"),
-        secs(window.start_ms),
-        "-i".into(),
-        input.into(),
-        "-map".into(),
-        "0:a:0".into(),
-        "-af".into(),
-        format!(
-            "aresample={},apad=whole_len={frames},atrim=end_sample={frames}",
-            spec.sample_rate
-        )
-        .into(),
-        "-ac".into(),
-        spec.channels.to_string().into(),
-        "-c:a".into(),
-        "pcm_s16le".into(),
-        "-f".into(),
-        "wav".into(),
-        out.into(),
-    ])
+    ffmpeg_on(
+        input,
+        [
+            // Before -i, -ss seeks the input and decodes from there; timestamps start at 0.
+            OsString::from("-ss"),
+            secs(window.start_ms),
+            "-i".into(),
+            input.into(),
+            "-map".into(),
+            "0:a:0".into(),
+            "-af".into(),
+            format!(
+                "aresample={},apad=whole_len={frames},atrim=end_sample={frames}",
+                spec.sample_rate
+            )
+            .into(),
+            "-ac".into(),
+            spec.channels.to_string().into(),
+            "-c:a".into(),
+            "pcm_s16le".into(),
+            "-f".into(),
+            "wav".into(),
+            out.into(),
+        ],
+    )
     .await?;
     Ok(())
 }
@@ -73,21 +76,24 @@ pub async fn extract_audio(input: &Path, window: Window, out: &Path) -> Result<(
 /// Converts any audio to the working format ([`WORK_SPEC`]).
 pub async fn to_work_wav(input: &Path, out: &Path) -> Result<()> {
     ensure_exists(input).await?;
-    ffmpeg([
-        OsString::from("-i"),
-        input.into(),
-        "-map".into(),
-        "0:a:0".into(),
-        "-ar".into(),
-        WORK_SPEC.sample_rate.to_string().into(),
-        "-ac".into(),
-        WORK_SPEC.channels.to_string().into(),
-        "-c:a".into(),
-        "pcm_s16le".into(),
-        "-f".into(),
-        "wav".into(),
-        out.into(),
-    ])
+    ffmpeg_on(
+        input,
+        [
+            OsString::from("-i"),
+            input.into(),
+            "-map".into(),
+            "0:a:0".into(),
+            "-ar".into(),
+            WORK_SPEC.sample_rate.to_string().into(),
+            "-ac".into(),
+            WORK_SPEC.channels.to_string().into(),
+            "-c:a".into(),
+            "pcm_s16le".into(),
+            "-f".into(),
+            "wav".into(),
+            out.into(),
+        ],
+    )
     .await?;
     Ok(())
 }
@@ -352,7 +358,7 @@ pub async fn encode_audio(input: &Path, format: AudioFormat, out: &Path) -> Resu
         args.extend(["-movflags", "+faststart"].map(OsString::from));
     }
     args.push(out.into());
-    ffmpeg(args).await?;
+    ffmpeg_on(input, args).await?;
     Ok(())
 }
 

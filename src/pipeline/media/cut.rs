@@ -1,7 +1,7 @@
 //! Speech-aware cutting: segment windows whose boundaries fall in silences, so no word is
 //! split between two segments (and so between two speech recognitions and two dubs).
 
-use super::{Window, ffmpeg, secs};
+use super::{Window, ffmpeg_on, secs};
 use crate::pipeline::{PipelineError, Result};
 use std::ffi::OsString;
 use std::path::Path;
@@ -71,17 +71,20 @@ pub async fn detect_silences(
         options.noise_db,
         secs(options.min_silence_ms).to_string_lossy()
     );
-    let out = ffmpeg([
-        OsString::from("-i"),
-        path.into(),
-        "-map".into(),
-        "0:a:0".into(),
-        "-af".into(),
-        filter.into(),
-        "-f".into(),
-        "null".into(),
-        "-".into(),
-    ])
+    let out = ffmpeg_on(
+        path,
+        [
+            OsString::from("-i"),
+            path.into(),
+            "-map".into(),
+            "0:a:0".into(),
+            "-af".into(),
+            filter.into(),
+            "-f".into(),
+            "null".into(),
+            "-".into(),
+        ],
+    )
     .await?;
     parse_silences(&String::from_utf8_lossy(&out), duration_ms)
 }

@@ -235,6 +235,24 @@ async fn ensure_exists(path: &Path) -> Result<()> {
         .map_err(|e| PipelineError::io(format!("cannot read {}", path.display()), e))
 }
 
+/// Decides who is to blame for ffmpeg failing on `input`. If the input is not media or
+/// has no audio, that is the input's fault and fatal ([`PipelineError::InvalidMedia`]);
+/// otherwise the failure stands (retryable). Probing only after a failure keeps the
+/// common path to one program run.
+async fn blame_input(input: &Path, error: PipelineError) -> PipelineError {
+    if !matches!(error, PipelineError::ToolFailed { .. }) {
+        return error;
+    }
+    match probe(input).await {
+        Err(invalid @ PipelineError::InvalidMedia { .. }) => invalid,
+        Ok(info) if !info.has_audio() => PipelineError::InvalidMedia {
+            path: input.to_path_buf(),
+            reason: "it has no audio stream".into(),
+        },
+        _ => error,
+    }
+}
+
 /// Runs ffmpeg with the options every call wants: no banner, no reading from the
 /// terminal, overwrite outputs, print only errors.
 async fn ffmpeg<I>(args: I) -> Result<Vec<u8>>
@@ -246,6 +264,18 @@ where
         .to_vec();
     all.extend(args);
     process::run(&FFMPEG, all, None).await
+}
+
+/// Runs ffmpeg on `input`, blaming the input for a failure when it is at fault (see
+/// [`blame_input`]).
+async fn ffmpeg_on<I>(input: &Path, args: I) -> Result<Vec<u8>>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    match ffmpeg(args).await {
+        Err(e) => Err(blame_input(input, e).await),
+        ok => ok,
+    }
 }
 
 /// Seconds with millisecond precision, as ffmpeg's time options take them.

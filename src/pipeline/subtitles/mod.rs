@@ -14,7 +14,8 @@ use std::ops::Range;
 pub use parse::{format_timestamp, parse_timestamp};
 
 /// One subtitle: shown from `start_ms` until `end_ms`, text lines joined by `\n`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable, so segments can carry their cues in `job_segments` rows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cue {
     pub start_ms: u64,
     pub end_ms: u64,

@@ -58,6 +58,19 @@ async fn probe_refuses_what_is_not_media() {
     let e = media::probe(&srt).await.unwrap_err();
     assert!(e.to_string().contains("no audio or video stream"), "{e}");
 
+    // Operations that run ffmpeg straight away blame the input too, not the machine.
+    let wav = dir.path().join("out.wav");
+    for input in [&text, &srt] {
+        let e = media::extract_speech(input, Window::new(0, 1_000), &wav)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, PipelineError::InvalidMedia { .. }), "{e}");
+        let e = media::detect_silences(input, 1_000, &CutOptions::default())
+            .await
+            .unwrap_err();
+        assert!(!e.is_retryable(), "{e}");
+    }
+
     let e = media::probe(&dir.path().join("missing.mp4"))
         .await
         .unwrap_err();
@@ -187,6 +200,12 @@ async fn fitting_speech_gives_the_exact_target_duration() {
             .await
             .is_err()
     );
+    // Nothing said (an empty cue): the slot is silence.
+    let empty = dir.path().join("empty.wav");
+    must(media::silence(0, &empty).await);
+    let fit = must(media::fit_to_duration(&empty, 700, &FitOptions::default(), &out).await);
+    assert_eq!((fit.speech_ms, fit.padded_ms), (0, 700));
+    assert_eq!(wav_of(&out).await.frames(), WORK_SPEC.frames_in(700));
 }
 
 #[tokio::test]
