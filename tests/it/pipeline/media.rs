@@ -139,6 +139,17 @@ async fn extracted_windows_are_exactly_as_long_as_asked() {
     assert_eq!(wav.frames(), 120_000);
     assert!(wav.data.iter().any(|&b| b != 0), "the window holds speech");
 
+    // From a WAV the window is exactly those samples: the seek is sample-accurate.
+    let source = dir.path().join("source.wav");
+    must(media::generate_speech_wav(&SENTENCES[..1], Language::English, 500, &source).await);
+    must(media::extract_audio(&source, Window::new(1_000, 2_500), &original).await);
+    let (whole, part) = (wav_of(&source).await, wav_of(&original).await);
+    assert_eq!(part.spec, WORK_SPEC);
+    assert!(
+        part.data == whole.data[2 * 24_000..2 * 60_000],
+        "samples 24000..60000"
+    );
+
     // A window past the end of the audio is padded, not short.
     let info = must(media::probe(&video).await);
     let tail = Window::new(info.duration_ms - 500, info.duration_ms + 500);
