@@ -79,7 +79,7 @@ pub fn parse_pocketsphinx(output: &str) -> Vec<Word> {
 }
 
 /// Groups words into phrases: a new phrase starts after an utterance ends, after a pause
-/// of [`PHRASE_GAP_MS`], or when a phrase would outgrow its length limits.
+/// of 400 ms, or when a phrase would outgrow its length limits.
 pub fn group_words(words: &[Word]) -> Vec<Phrase> {
     let mut phrases: Vec<Phrase> = Vec::new();
     let mut current: Vec<&str> = Vec::new();
