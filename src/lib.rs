@@ -12,6 +12,7 @@ pub mod error;
 pub mod handlers;
 pub mod migrate;
 pub mod pg;
+pub mod pipeline;
 pub mod queue;
 pub mod sql;
 pub mod storage;

@@ -2,6 +2,7 @@
 //! are made once per `cargo test`.
 
 mod harness;
+mod pipeline;
 mod process;
 mod queue;
 mod s3;

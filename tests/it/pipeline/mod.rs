@@ -1,0 +1,46 @@
+//! The pipeline's building blocks against the real programs (ffmpeg, espeak-ng,
+//! pocketsphinx, apertium) on media generated for each test, and the HTTP engines against
+//! a small local server with the services' endpoint shapes. A missing program fails its
+//! test with the command that installs it.
+
+mod engines;
+mod http;
+mod media;
+
+use octavia::pipeline::Result;
+use octavia::pipeline::media::wav::Wav;
+use std::path::Path;
+
+/// The sentences of the generated test media. pocketsphinx's general English model hears
+/// espeak-ng's voice poorly; it gets "the weather is", "I would like", "tomorrow" and
+/// "two three four" in these right, and little of most other sentences tried.
+pub const SENTENCES: [&str; 4] = [
+    "The weather is very good today.",
+    "I would like a cup of coffee.",
+    "Please call me tomorrow morning.",
+    "One two three four five.",
+];
+
+/// Pause between generated sentences: long enough for silencedetect, short enough to keep
+/// the media (and the tests) short.
+pub const PAUSE_MS: u64 = 1_200;
+
+/// The value of a pipeline result, or a panic with the error's message (which, for a
+/// missing program, says how to install it).
+#[track_caller]
+pub fn must<T>(result: Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A scratch directory of the test's own, removed when dropped.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("octavia-it-")
+        .tempdir()
+        .expect("a scratch directory")
+}
+
+/// A WAV's duration and sample rate.
+pub async fn wav_of(path: &Path) -> Wav {
+    must(Wav::read(path).await)
+}
