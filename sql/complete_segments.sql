@@ -8,9 +8,12 @@
 -- count reach the total. Job rows are locked in id order (locked_jobs) so two batches
 -- completing segments of the same jobs cannot deadlock.
 --
--- Returns one row per job touched: whether it became ready to finalize (wake workers) and
--- whether it is being cancelled or already failed (settle it), plus the completed
--- segment ids (the rest were stale).
+-- One statement, one round trip, its own transaction: a finalize made ready wakes the
+-- workers from inside it (`notified`), so the notification is sent only on commit.
+--
+-- Returns one row per job touched: whether it became ready to finalize and whether it is
+-- being cancelled or already failed (the caller then settles it), plus the completed
+-- segment ids (the others were stale).
 WITH done AS (
     UPDATE job_segments s
     SET status = 'completed',
@@ -54,6 +57,10 @@ WITH done AS (
     WHERE j.id = c.job_id AND l.id = c.job_id
     RETURNING j.id, j.step = 'finalize' AS finalize_ready,
               (j.cancel_requested_at IS NOT NULL OR j.status <> 'running') AS stopping
+), notified AS (
+    -- pg_notify runs once if any job became ready; PostgreSQL would fold repeats anyway.
+    SELECT count(*) AS n
+    FROM (SELECT pg_notify('octavia_work', '') FROM bumped WHERE finalize_ready LIMIT 1) x
 )
 SELECT b.id, b.finalize_ready, b.stopping, c.ids
-FROM bumped b JOIN counts c ON c.job_id = b.id
+FROM bumped b JOIN counts c ON c.job_id = b.id, notified

@@ -50,7 +50,8 @@ pub enum FailureOutcome {
     Stale,
 }
 
-/// Records the results of many segment attempts: (segment id, attempt, result).
+/// Records the results of many segment attempts: (segment id, attempt, result), in one
+/// statement. Jobs found stopping are then settled (see [`settle_jobs`]).
 pub async fn segments(
     client: &mut Object,
     results: &[(Uuid, i32, serde_json::Value)],
@@ -58,8 +59,12 @@ pub async fn segments(
     let ids: Vec<Uuid> = results.iter().map(|r| r.0).collect();
     let attempts: Vec<i32> = results.iter().map(|r| r.1).collect();
     let values: Vec<&serde_json::Value> = results.iter().map(|r| &r.2).collect();
-    let tx = client.transaction().await?;
-    let rows = db::query(&tx, sql::COMPLETE_SEGMENTS, &[&ids, &attempts, &values]).await?;
+    let rows = db::query(
+        &*client,
+        sql::COMPLETE_SEGMENTS,
+        &[&ids, &attempts, &values],
+    )
+    .await?;
     let mut done = Completed::default();
     let mut stopping = Vec::new();
     for row in &rows {
@@ -71,13 +76,21 @@ pub async fn segments(
         done.recorded.extend(row.get::<_, Vec<Uuid>>(3));
     }
     if !stopping.is_empty() {
-        settle(&tx, &stopping).await?;
+        settle_jobs(client, &stopping).await?;
     }
-    if done.finalize_ready {
-        db::execute(&tx, sql::NOTIFY_WORK, &[]).await?;
-    }
-    tx.commit().await?;
     Ok(done)
+}
+
+/// Settles stopping jobs after a write that committed on its own: locks them (in id
+/// order), then ends those being cancelled whose last running piece has finished. Every
+/// piece of a stopping job calls this after committing its own outcome, so whichever
+/// finishes last sees all the others and ends the job.
+pub async fn settle_jobs(client: &mut Object, jobs: &[Uuid]) -> Result<()> {
+    let tx = client.transaction().await?;
+    db::query(&tx, sql::LOCK_JOBS, &[&jobs]).await?;
+    settle(&tx, jobs).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Ends the jobs among `jobs` that are being cancelled once nothing of them runs: their
@@ -227,57 +240,48 @@ pub struct NewSegment {
     pub input: serde_json::Value,
 }
 
-/// Records a successful plan: the job moves to its segments (or straight to finalize when
-/// there are none). Returns false when the lease had been lost (nothing written).
-pub async fn plan_done(
+/// Records many successful plans in one statement: each job moves to its segments (or
+/// straight to finalize when there are none). Returns the jobs whose plan was recorded;
+/// the others had lost their lease and nothing of them was written.
+pub async fn plans_done(
     client: &mut Object,
     worker_id: &str,
-    step: &ClaimedStep,
-    segments: &[NewSegment],
-    plan: &serde_json::Value,
-) -> Result<bool> {
-    debug_assert_eq!(step.step, Step::Plan);
-    let tx = client.transaction().await?;
-    let count = segments.len() as i32;
-    let Some(row) = db::query_opt(
-        &tx,
-        sql::COMPLETE_PLAN,
-        &[&step.job.id, &step.attempt, &worker_id, &count, plan],
+    plans: &[(&ClaimedStep, &[NewSegment], &serde_json::Value)],
+) -> Result<HashSet<Uuid>> {
+    let jobs: Vec<Uuid> = plans.iter().map(|p| p.0.job.id).collect();
+    let attempts: Vec<i32> = plans.iter().map(|p| p.0.attempt).collect();
+    let counts: Vec<i32> = plans.iter().map(|p| p.1.len() as i32).collect();
+    let data: Vec<&serde_json::Value> = plans.iter().map(|p| p.2).collect();
+    let (mut seg_jobs, mut indexes, mut starts, mut ends, mut inputs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (step, segments, _) in plans {
+        debug_assert_eq!(step.step, Step::Plan);
+        for (i, s) in segments.iter().enumerate() {
+            seg_jobs.push(step.job.id);
+            indexes.push(i as i32);
+            starts.push(s.start_ms);
+            ends.push(s.end_ms);
+            inputs.push(&s.input);
+        }
+    }
+    let rows = db::query(
+        &*client,
+        sql::COMPLETE_PLANS,
+        &[
+            &worker_id, &jobs, &attempts, &counts, &data, &seg_jobs, &indexes, &starts, &ends,
+            &inputs,
+        ],
     )
-    .await?
-    else {
-        return Ok(false);
-    };
-    let priority: i16 = row.get(0);
-    let max_attempts: i32 = row.get(1);
-    let cancelling: bool = row.get(2);
-    if !segments.is_empty() {
-        let indexes: Vec<i32> = (0..count).collect();
-        let starts: Vec<Option<i32>> = segments.iter().map(|s| s.start_ms).collect();
-        let ends: Vec<Option<i32>> = segments.iter().map(|s| s.end_ms).collect();
-        let inputs: Vec<&serde_json::Value> = segments.iter().map(|s| &s.input).collect();
-        db::execute(
-            &tx,
-            sql::INSERT_SEGMENTS,
-            &[
-                &step.job.id,
-                &priority,
-                &max_attempts,
-                &indexes,
-                &starts,
-                &ends,
-                &inputs,
-            ],
-        )
-        .await?;
+    .await?;
+    let cancelling: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| r.get::<_, bool>(1))
+        .map(|r| r.get(0))
+        .collect();
+    if !cancelling.is_empty() {
+        settle_jobs(client, &cancelling).await?;
     }
-    if cancelling {
-        settle(&tx, &[step.job.id]).await?;
-    } else {
-        db::execute(&tx, sql::NOTIFY_WORK, &[]).await?;
-    }
-    tx.commit().await?;
-    Ok(true)
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// A file to record in `media_files` (the output of a job).
@@ -317,32 +321,38 @@ pub async fn insert_media<C: GenericClient + Sync>(client: &C, m: &NewMedia) -> 
     Ok(())
 }
 
-/// Records a successful finalize: the job is completed with its output media row, if any,
-/// inserted in the same transaction, so nothing of it stays when the lease had been lost.
-/// Returns false in that case.
-pub async fn finalize_done(
-    client: &mut Object,
+/// Records many successful finalize steps in one statement: each job is completed with
+/// its output media row, inserted in the same statement, so nothing of a finalize whose
+/// lease was lost is written. Returns the jobs completed.
+pub async fn finalizes_done(
+    client: &Object,
     worker_id: &str,
-    step: &ClaimedStep,
-    output: Option<&NewMedia>,
-) -> Result<bool> {
-    debug_assert_eq!(step.step, Step::Finalize);
-    let tx = client.transaction().await?;
-    if let Some(media) = output {
-        insert_media(&tx, media).await?;
-    }
-    let output_id = output.map(|m| m.id);
-    let done = db::query_opt(
-        &tx,
-        sql::COMPLETE_JOB,
-        &[&step.job.id, &step.attempt, &worker_id, &output_id],
+    done: &[(&ClaimedStep, Option<&NewMedia>)],
+) -> Result<HashSet<Uuid>> {
+    let jobs: Vec<Uuid> = done.iter().map(|d| d.0.job.id).collect();
+    let attempts: Vec<i32> = done.iter().map(|d| d.0.attempt).collect();
+    let outputs: Vec<Option<Uuid>> = done.iter().map(|d| d.1.map(|m| m.id)).collect();
+    let media: Vec<&NewMedia> = done.iter().filter_map(|d| d.1).collect();
+    let ids: Vec<Uuid> = media.iter().map(|m| m.id).collect();
+    let projects: Vec<Option<Uuid>> = media.iter().map(|m| m.project_id).collect();
+    let users: Vec<Option<Uuid>> = media.iter().map(|m| m.user_id).collect();
+    let keys: Vec<&str> = media.iter().map(|m| m.s3_key.as_str()).collect();
+    let types: Vec<&str> = media.iter().map(|m| m.media_type.as_str()).collect();
+    let durations: Vec<Option<f64>> = media.iter().map(|m| m.duration_seconds).collect();
+    let sizes: Vec<i64> = media.iter().map(|m| m.size_bytes).collect();
+    let mimetypes: Vec<&str> = media.iter().map(|m| m.mimetype.as_str()).collect();
+    let derived: Vec<Option<Uuid>> = media.iter().map(|m| m.derived_from).collect();
+    let metadata: Vec<&serde_json::Value> = media.iter().map(|m| &m.metadata).collect();
+    let rows = db::query(
+        &*client,
+        sql::COMPLETE_JOBS,
+        &[
+            &worker_id, &jobs, &attempts, &outputs, &ids, &projects, &users, &keys, &types,
+            &durations, &sizes, &mimetypes, &derived, &metadata,
+        ],
     )
-    .await?
-    .is_some();
-    if done {
-        tx.commit().await?;
-    }
-    Ok(done)
+    .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Records a plan or finalize attempt that ended without success.

@@ -83,7 +83,7 @@ fn failure_of(
 
 /// Retries a database write until it succeeds or the lease would have expired anyway
 /// (then the rescuer takes over).
-async fn persist<T, F, Fut>(shared: &Shared, what: &str, mut write: F) -> Option<T>
+pub(super) async fn persist<T, F, Fut>(shared: &Shared, what: &str, mut write: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = crate::Result<T>>,
@@ -171,15 +171,16 @@ pub(super) async fn segment(
             Ok(value) if entry.reason().is_none_or(|r| r == StopReason::JobStopping) => {
                 tracing::debug!("segment done");
                 entry.set_completing();
-                let completion = Completion {
+                let completion = Completion::Segment {
                     key,
                     job_id: segment.job_id,
                     value,
-                    _permit: permit,
                 };
                 if done.send(completion).await.is_err() {
                     shared.inflight.remove(&key);
                 }
+                drop(permit);
+                shared.slot_freed.notify_one();
                 return;
             }
             Ok(_) => {
@@ -206,7 +207,12 @@ pub(super) async fn segment(
 }
 
 /// Runs a claimed plan or finalize step and records its outcome.
-pub(super) async fn step(shared: Arc<Shared>, step: ClaimedStep, permit: OwnedSemaphorePermit) {
+pub(super) async fn step(
+    shared: Arc<Shared>,
+    step: ClaimedStep,
+    permit: OwnedSemaphorePermit,
+    done: mpsc::Sender<Completion>,
+) {
     let key = Key {
         id: step.job.id,
         attempt: step.attempt,
@@ -242,55 +248,42 @@ pub(super) async fn step(shared: Arc<Shared>, step: ClaimedStep, permit: OwnedSe
             cancel: entry.cancel.clone(),
         };
         let worker_id = shared.worker_id();
-        let error = match step.step {
+        let outcome = match step.step {
             Step::Plan => {
                 let h = handler.clone();
-                match supervise(async move { h.plan(&ctx).await }, timeout, &entry).await {
-                    Ok(plan) if entry.reason().is_none_or(|r| r == StopReason::JobStopping) => {
-                        let recorded = persist(&shared, "a plan", || async {
-                            let mut client = shared.pool.get().await?;
-                            complete::plan_done(
-                                &mut client,
-                                worker_id,
-                                &step,
-                                &plan.segments,
-                                &plan.data,
-                            )
-                            .await
-                        })
-                        .await;
-                        match recorded {
-                            Some(true) => tracing::info!(segments = plan.segments.len(), "planned"),
-                            Some(false) => tracing::warn!("plan discarded: the lease was lost"),
-                            None => {}
-                        }
-                        None
-                    }
-                    Ok(_) => Some(HandlerError::Cancelled),
-                    Err(e) => Some(e),
-                }
+                supervise(async move { h.plan(&ctx).await }, timeout, &entry)
+                    .await
+                    .map(|plan| Completion::Plan {
+                        key,
+                        step: step.clone(),
+                        plan,
+                    })
             }
             Step::Finalize => {
                 let h = handler.clone();
-                match supervise(async move { h.finalize(&ctx).await }, timeout, &entry).await {
-                    Ok(output) if entry.reason().is_none_or(|r| r == StopReason::JobStopping) => {
-                        let recorded = persist(&shared, "a finalize", || async {
-                            let mut client = shared.pool.get().await?;
-                            complete::finalize_done(&mut client, worker_id, &step, output.as_ref())
-                                .await
-                        })
-                        .await;
-                        match recorded {
-                            Some(true) => tracing::info!("job completed"),
-                            Some(false) => tracing::warn!("finalize discarded: the lease was lost"),
-                            None => {}
-                        }
-                        None
-                    }
-                    Ok(_) => Some(HandlerError::Cancelled),
-                    Err(e) => Some(e),
-                }
+                supervise(async move { h.finalize(&ctx).await }, timeout, &entry)
+                    .await
+                    .map(|output| Completion::Finalize {
+                        key,
+                        step: step.clone(),
+                        output,
+                    })
             }
+        };
+        let error = match outcome {
+            // A plan or finalize that finished while its job was being cancelled is still
+            // recorded: plans_done settles the cancel, and finished output is kept.
+            Ok(completion) if entry.reason().is_none_or(|r| r == StopReason::JobStopping) => {
+                entry.set_completing();
+                if done.send(completion).await.is_err() {
+                    shared.inflight.remove(&key);
+                }
+                drop(permit);
+                shared.slot_freed.notify_one();
+                return;
+            }
+            Ok(_) => Some(HandlerError::Cancelled),
+            Err(e) => Some(e),
         };
         if let Some(error) = error
             && let Some(failure) = failure_of(&shared, error, &entry, step.attempt, timeout)

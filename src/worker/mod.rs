@@ -2,9 +2,11 @@
 //! their handlers, records the outcomes, renews its leases, rescues expired ones, and
 //! shuts down gracefully.
 //!
-//! One semaphore bounds the work in flight: a permit is taken before a row is claimed and
-//! given back only once the row's outcome is recorded, so a worker never holds more leases
-//! than `--concurrency`.
+//! One semaphore bounds the handlers running: a permit is taken before a row is claimed
+//! and given back when its handler returns. Successful outcomes then go to the completer,
+//! which records them in batches (one statement per kind per batch); its queue is bounded,
+//! so a slow database slows claiming down rather than piling up results. Until an outcome
+//! is recorded its lease stays in flight and is renewed by the heartbeat.
 
 mod execute;
 mod handler;
@@ -18,8 +20,9 @@ pub use registry::Registry;
 use crate::config::Config;
 use crate::error::Result;
 use crate::queue::claim::{self, ClaimOptions};
+use crate::queue::complete::NewMedia;
 use crate::queue::listener::Listener;
-use crate::queue::{complete, heartbeat, rescue};
+use crate::queue::{ClaimedStep, complete, heartbeat, rescue};
 use deadpool_postgres::Pool;
 use inflight::{InFlight, Key};
 use rand::RngExt;
@@ -63,12 +66,40 @@ impl Shared {
     }
 }
 
-/// A successful segment attempt waiting for the completer.
-struct Completion {
-    key: Key,
-    job_id: uuid::Uuid,
-    value: serde_json::Value,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+/// A successful attempt waiting for the completer.
+enum Completion {
+    Segment {
+        key: Key,
+        job_id: uuid::Uuid,
+        value: serde_json::Value,
+    },
+    Plan {
+        key: Key,
+        step: ClaimedStep,
+        plan: Plan,
+    },
+    Finalize {
+        key: Key,
+        step: ClaimedStep,
+        output: Option<NewMedia>,
+    },
+}
+
+impl Completion {
+    fn key(&self) -> Key {
+        match self {
+            Completion::Segment { key, .. }
+            | Completion::Plan { key, .. }
+            | Completion::Finalize { key, .. } => *key,
+        }
+    }
+
+    fn job_id(&self) -> uuid::Uuid {
+        match self {
+            Completion::Segment { job_id, .. } => *job_id,
+            Completion::Plan { step, .. } | Completion::Finalize { step, .. } => step.job.id,
+        }
+    }
 }
 
 /// A worker process's runtime.
@@ -120,7 +151,8 @@ impl Worker {
                 background.clone(),
             )
         });
-        let (done_tx, done_rx) = mpsc::channel::<Completion>(config.worker.concurrency as usize);
+        let (done_tx, done_rx) =
+            mpsc::channel::<Completion>(2 * config.worker.concurrency as usize);
         let completer = tokio::spawn(completer(shared.clone(), done_rx));
         let heart = tokio::spawn(heartbeat_loop(shared.clone(), background.clone()));
         let rescuer = tokio::spawn(rescue_loop(shared.clone(), background.clone()));
@@ -233,7 +265,7 @@ async fn claim_once(
     let mut claimed = steps.len();
     for step in steps {
         let permit = permits.split(1).expect("a permit per claimed row");
-        tasks.spawn(execute::step(shared.clone(), step, permit));
+        tasks.spawn(execute::step(shared.clone(), step, permit, done_tx.clone()));
     }
     let left = free - claimed;
     if left > 0 {
@@ -254,61 +286,97 @@ async fn claim_once(
     Ok(claimed)
 }
 
-/// Records successful segment attempts in batches: whatever has arrived by the time the
-/// previous batch is written goes in the next statement.
+/// Most batches being written at once: while one is written the next accumulates, and a
+/// few in parallel keep the database's group commit busy.
+const FLUSHES_IN_FLIGHT: usize = 4;
+
+/// Records successful attempts in batches: whatever has arrived by the time a writer is
+/// free goes into its statements.
 async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>) {
     let max = shared.config.worker.claim_batch as usize;
-    let mut batch: Vec<Completion> = Vec::with_capacity(max);
+    let writers = Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT));
+    let flushes = TaskTracker::new();
     while let Some(first) = rx.recv().await {
-        batch.push(first);
+        let writer = writers.clone().acquire_owned().await.expect("never closed");
+        let mut batch = vec![first];
         while batch.len() < max {
             match rx.try_recv() {
                 Ok(more) => batch.push(more),
                 Err(_) => break,
             }
         }
-        let results: Vec<(uuid::Uuid, i32, serde_json::Value)> = batch
-            .iter()
-            .map(|c| (c.key.id, c.key.attempt, c.value.clone()))
-            .collect();
-        let mut wait = Duration::from_millis(50);
-        let deadline = tokio::time::Instant::now() + shared.lease();
-        loop {
-            let outcome = async {
-                let mut client = shared.pool.get().await?;
-                complete::segments(&mut client, &results).await
+        let shared = shared.clone();
+        flushes.spawn(async move {
+            flush(&shared, &batch).await;
+            for c in &batch {
+                shared.inflight.remove(&c.key());
             }
-            .await;
-            match outcome {
-                Ok(done) => {
-                    for c in &batch {
-                        if !done.recorded.contains(&c.key.id) {
-                            tracing::warn!(job.id = %c.job_id, segment.id = %c.key.id, attempt = c.key.attempt,
-                                "result discarded: the lease was lost before it was recorded");
-                        }
-                    }
-                    if done.finalize_ready {
-                        shared.wake.notify_one();
-                    }
-                    break;
-                }
-                Err(e) if tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(error = %e, retry_in = ?wait, "recording {} results failed", results.len());
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => {
-                    // The leases have expired by now; the rescuer gives the segments to
-                    // another attempt.
-                    tracing::error!(error = %e, "giving up recording {} results", results.len());
-                    break;
-                }
+            drop(writer);
+        });
+    }
+    flushes.close();
+    flushes.wait().await;
+}
+
+/// Writes one batch, retrying until it is written or the leases would have expired (the
+/// rescuer then gives the rows to another attempt).
+async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
+    let mut segments = Vec::new();
+    let mut plans = Vec::new();
+    let mut finals = Vec::new();
+    for c in batch {
+        match c {
+            Completion::Segment { key, value, .. } => {
+                segments.push((key.id, key.attempt, value.clone()))
             }
+            Completion::Plan { step, plan, .. } => {
+                plans.push((step, plan.segments.as_slice(), &plan.data))
+            }
+            Completion::Finalize { step, output, .. } => finals.push((step, output.as_ref())),
         }
-        for c in batch.drain(..) {
-            shared.inflight.remove(&c.key);
+    }
+    let worker_id = shared.worker_id();
+    // Each kind is retried on its own, so a batch half written is not written twice.
+    let mut recorded = std::collections::HashSet::new();
+    let mut wake = false;
+    if !segments.is_empty() {
+        let done = execute::persist(shared, "segment results", || async {
+            let mut client = shared.pool.get().await?;
+            complete::segments(&mut client, &segments).await
+        })
+        .await;
+        if let Some(done) = done {
+            wake |= done.finalize_ready;
+            recorded.extend(done.recorded);
         }
-        shared.slot_freed.notify_one();
+    }
+    if !plans.is_empty() {
+        let done = execute::persist(shared, "plans", || async {
+            let mut client = shared.pool.get().await?;
+            complete::plans_done(&mut client, worker_id, &plans).await
+        })
+        .await;
+        if let Some(done) = done {
+            wake |= !done.is_empty();
+            recorded.extend(done);
+        }
+    }
+    if !finals.is_empty() {
+        let done = execute::persist(shared, "finalize steps", || async {
+            let client = shared.pool.get().await?;
+            complete::finalizes_done(&client, worker_id, &finals).await
+        })
+        .await;
+        recorded.extend(done.unwrap_or_default());
+    }
+    for c in batch {
+        if !recorded.contains(&c.key().id) {
+            tracing::warn!(job.id = %c.job_id(), id = %c.key().id, attempt = c.key().attempt,
+                "outcome not recorded: the lease was lost, or the database stayed unreachable");
+        }
+    }
+    if wake {
+        shared.wake.notify_one();
     }
 }
 

@@ -83,11 +83,11 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
     let plan = claim::steps(&client, &opts("a"), 10).await.unwrap();
     assert_eq!(plan.len(), 1);
     let segs = vec![octavia::queue::complete::NewSegment::default()];
-    assert!(
-        complete::plan_done(&mut client, "a", &plan[0], &segs, &json!({}))
-            .await
-            .unwrap()
-    );
+    let data = json!({});
+    let planned = complete::plans_done(&mut client, "a", &[(&plan[0], &segs[..], &data)])
+        .await
+        .unwrap();
+    assert!(planned.contains(&id));
 
     let old = claim::segments(&client, &opts("a"), 10)
         .await

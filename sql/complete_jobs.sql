@@ -1,0 +1,34 @@
+-- Records many successful finalize steps of worker $1 in one statement: (job, attempt,
+-- output media id or NULL) per element of $2..$4, and the output media rows per element
+-- of $5..$14. Fenced per job on (attempt, worker, step): a finalize whose lease was lost
+-- changes nothing and its media row is not inserted (the INSERT joins the jobs actually
+-- completed). jobs.output_media_id references the new row; the foreign key is checked at
+-- the end of the statement, after both writes.
+WITH done AS (
+    UPDATE jobs j
+    SET status = 'completed',
+        step = 'done',
+        progress = 100,
+        output_media_id = f.output,
+        finished_at = now(),
+        locked_by = NULL,
+        lease_expires_at = NULL,
+        last_error = NULL,
+        updated_at = now()
+    FROM unnest($2::uuid[], $3::int[], $4::uuid[]) AS f(id, attempt, output)
+    WHERE j.id = f.id AND j.attempts = f.attempt AND j.locked_by = $1
+      AND j.step = 'finalize' AND j.status = 'running'
+    RETURNING j.id, j.output_media_id
+), media AS (
+    INSERT INTO media_files (id, project_id, user_id, s3_key, media_type, duration_seconds,
+                             size_bytes, mimetype, derived_from, metadata)
+    SELECT m.id, m.project_id, m.user_id, m.s3_key, m.media_type, m.duration::numeric,
+           m.size_bytes, m.mimetype, m.derived_from, m.metadata
+    FROM unnest($5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::float8[],
+                $11::bigint[], $12::text[], $13::uuid[], $14::jsonb[])
+         AS m(id, project_id, user_id, s3_key, media_type, duration, size_bytes, mimetype,
+              derived_from, metadata)
+    JOIN done ON done.output_media_id = m.id
+    RETURNING 1
+)
+SELECT id FROM done

@@ -1,0 +1,40 @@
+-- Records many successful plans of worker $1 in one statement: (job, attempt, segment
+-- count, plan data) per element of $2..$5, and their segments per element of $6..$10
+-- (job, index, start, end, input). Fenced per job on (attempt, worker, step): a plan whose
+-- lease was lost changes nothing, and its segments are not inserted (the INSERT joins the
+-- jobs the UPDATE actually moved). A job moves to its segments step, or straight to
+-- finalize when it has none; its segments copy its priority and max_attempts.
+-- Wakes the workers on commit. Returns (job, cancelling) per plan recorded: a job whose
+-- cancel was requested meanwhile is settled by the caller.
+WITH planned AS (
+    UPDATE jobs j
+    SET step = CASE WHEN p.n > 0 THEN 'segments'::job_step ELSE 'finalize'::job_step END,
+        segments_total = p.n,
+        segments_done = 0,
+        progress = 0,
+        metadata = coalesce(j.metadata, '{}'::jsonb) || jsonb_build_object('plan', p.plan),
+        attempts = 0,
+        locked_by = NULL,
+        lease_expires_at = NULL,
+        last_error = NULL,
+        run_at = now(),
+        updated_at = now()
+    FROM unnest($2::uuid[], $3::int[], $4::int[], $5::jsonb[]) AS p(id, attempt, n, plan)
+    WHERE j.id = p.id AND j.attempts = p.attempt AND j.locked_by = $1
+      AND j.step = 'plan' AND j.status = 'running'
+    RETURNING j.id, j.priority, j.max_attempts, j.cancel_requested_at IS NOT NULL AS cancelling
+), inserted AS (
+    INSERT INTO job_segments (job_id, segment_index, start_ms, end_ms, input, priority,
+                              max_attempts, status)
+    SELECT s.job_id, s.segment_index, s.start_ms, s.end_ms, s.input, p.priority,
+           p.max_attempts, 'pending'
+    FROM unnest($6::uuid[], $7::int[], $8::int[], $9::int[], $10::jsonb[])
+         AS s(job_id, segment_index, start_ms, end_ms, input)
+    JOIN planned p ON p.id = s.job_id
+    RETURNING 1
+), notified AS (
+    SELECT count(*) AS n
+    FROM (SELECT pg_notify('octavia_work', '') FROM planned LIMIT 1) x
+)
+SELECT p.id, p.cancelling, (SELECT count(*) FROM inserted) AS segments
+FROM planned p, notified
