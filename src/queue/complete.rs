@@ -344,7 +344,7 @@ pub async fn finalizes_done(
     let derived: Vec<Option<Uuid>> = media.iter().map(|m| m.derived_from).collect();
     let metadata: Vec<&serde_json::Value> = media.iter().map(|m| &m.metadata).collect();
     let rows = db::query(
-        &*client,
+        client,
         sql::COMPLETE_JOBS,
         &[
             &worker_id, &jobs, &attempts, &outputs, &ids, &projects, &users, &keys, &types,
