@@ -82,7 +82,7 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
     };
     let plan = claim::steps(&client, &opts("a"), 10).await.unwrap();
     assert_eq!(plan.len(), 1);
-    let segs = vec![octavia::queue::complete::NewSegment::default()];
+    let segs = [octavia::queue::complete::NewSegment::default()];
     let data = json!({});
     let planned = complete::plans_done(&mut client, "a", &[(&plan[0], &segs[..], &data)])
         .await
