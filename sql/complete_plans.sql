@@ -3,7 +3,8 @@
 -- (job, index, start, end, input). Fenced per job on (attempt, worker, step): a plan whose
 -- lease was lost changes nothing, and its segments are not inserted (the INSERT joins the
 -- jobs the UPDATE actually moved). A job moves to its segments step, or straight to
--- finalize when it has none; its segments copy its priority and max_attempts.
+-- finalize when it has none; its segments copy its priority and max_attempts. run_at is
+-- kept, so a finalize step takes the job's place in the queue.
 -- Wakes the workers on commit. Returns (job, cancelling) per plan recorded: a job whose
 -- cancel was requested meanwhile is settled by the caller.
 WITH planned AS (
@@ -17,7 +18,6 @@ WITH planned AS (
         locked_by = NULL,
         lease_expires_at = NULL,
         last_error = NULL,
-        run_at = now(),
         updated_at = now()
     FROM unnest($2::uuid[], $3::int[], $4::int[], $5::jsonb[]) AS p(id, attempt, n, plan)
     WHERE j.id = p.id AND j.attempts = p.attempt AND j.locked_by = $1

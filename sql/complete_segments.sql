@@ -8,6 +8,9 @@
 -- count reach the total. Job rows are locked in id order (locked_jobs) so two batches
 -- completing segments of the same jobs cannot deadlock.
 --
+-- The job keeps its run_at, so its finalize step takes the job's place in the queue
+-- (oldest first) instead of waiting behind every plan queued since.
+--
 -- One statement, one round trip, its own transaction: a finalize made ready wakes the
 -- workers from inside it (`notified`), so the notification is sent only on commit.
 --
@@ -51,7 +54,6 @@ WITH done AS (
             THEN 0
             ELSE j.attempts
         END,
-        run_at = now(),
         updated_at = now()
     FROM counts c, locked_jobs l
     WHERE j.id = c.job_id AND l.id = c.job_id

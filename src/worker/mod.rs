@@ -25,6 +25,7 @@ use crate::queue::listener::Listener;
 use crate::queue::{ClaimedStep, complete, heartbeat, rescue};
 use deadpool_postgres::Pool;
 use inflight::{InFlight, Key};
+use futures_util::FutureExt;
 use rand::RngExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,22 +210,48 @@ async fn claim_loop(
 ) {
     let poll = Duration::from_millis(shared.config.worker.poll_interval_ms);
     let batch = shared.config.worker.claim_batch as usize;
+    // A claim of a few rows costs nearly as much as one of many: when busy, wait a moment
+    // for this many slots rather than claim row by row as handlers finish.
+    let worth_claiming = (batch.min(shared.config.worker.concurrency as usize) / 2).max(1);
     let mut failures = 0u32;
+    // Plans and finalizes become ready rarely compared with segments: look for them when
+    // woken, after claiming some, or at least every STEPS_EVERY while segments keep the
+    // worker busy.
+    let mut steps_hint = true;
+    let mut steps_checked = tokio::time::Instant::now();
     loop {
         if shutdown.is_cancelled() {
             return;
         }
-        let free = shared.slots.available_permits().min(batch);
-        if free == 0 {
+        if shared.slots.available_permits() == 0 {
             tokio::select! {
                 _ = shared.slot_freed.notified() => {}
                 _ = shutdown.cancelled() => return,
             }
             continue;
         }
-        match claim_once(shared, tasks, done_tx, free).await {
-            Ok(claimed) => {
+        let deadline = tokio::time::Instant::now() + CLAIM_COOLDOWN;
+        while shared.slots.available_permits() < worth_claiming
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::select! {
+                _ = shared.slot_freed.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+        if shared.wake.notified().now_or_never().is_some() {
+            steps_hint = true;
+        }
+        let claim_steps = steps_hint || steps_checked.elapsed() >= STEPS_EVERY;
+        let free = shared.slots.available_permits().min(batch);
+        match claim_once(shared, tasks, done_tx, free, claim_steps).await {
+            Ok((claimed, steps)) => {
                 failures = 0;
+                if claim_steps {
+                    steps_checked = tokio::time::Instant::now();
+                    steps_hint = steps > 0;
+                }
                 if claimed == free {
                     // Full batch: there is probably more. Claim again as slots allow.
                     continue;
@@ -241,27 +268,45 @@ async fn claim_loop(
                 continue;
             }
         }
+        if !claim_steps {
+            // Segments ran out; steps were not looked at this round.
+            steps_hint = true;
+            continue;
+        }
         tokio::select! {
             _ = shared.wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
             _ = shutdown.cancelled() => return,
         }
+        steps_hint = true;
     }
 }
 
+/// How long a busy worker waits for enough free slots to make a claim worth its cost.
+const CLAIM_COOLDOWN: Duration = Duration::from_millis(2);
+/// How often a worker kept busy by segments still looks for plan and finalize steps.
+const STEPS_EVERY: Duration = Duration::from_millis(50);
+
 /// One claim round: job-level steps first (a plan creates segments, a finalize completes a
-/// job), then segments with the slots left. Returns how many rows were claimed.
+/// job), then segments with the slots left. Returns how many rows were claimed in all and
+/// how many of them were steps.
 async fn claim_once(
     shared: &Arc<Shared>,
     tasks: &TaskTracker,
     done_tx: &mpsc::Sender<Completion>,
     free: usize,
-) -> Result<usize> {
+    claim_steps: bool,
+) -> Result<(usize, usize)> {
     let Ok(mut permits) = shared.slots.clone().try_acquire_many_owned(free as u32) else {
-        return Ok(0);
+        return Ok((0, 0));
     };
     let client = shared.pool.get().await?;
-    let steps = claim::steps(&client, &shared.claim, free as i64).await?;
+    let steps = if claim_steps {
+        claim::steps(&client, &shared.claim, free as i64).await?
+    } else {
+        Vec::new()
+    };
+    let step_count = steps.len();
     let mut claimed = steps.len();
     for step in steps {
         let permit = permits.split(1).expect("a permit per claimed row");
@@ -283,7 +328,7 @@ async fn claim_once(
     }
     // Unused permits go back with `permits`.
     drop(permits);
-    Ok(claimed)
+    Ok((claimed, step_count))
 }
 
 /// Most batches being written at once: while one is written the next accumulates, and a
