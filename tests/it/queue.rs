@@ -636,3 +636,133 @@ fn registering_a_job_type_twice_is_an_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_worker_claims_only_its_job_types() {
+    let db = TestDb::new().await;
+    let probe = Probe::default();
+    let ids = enqueue_jobs(
+        &db,
+        vec![
+            job("noop", json!({ "segments": 2 })),
+            job("probe", json!({ "segments": 2 })),
+        ],
+    )
+    .await;
+    let mut config = fast_config(&db);
+    config.worker.job_types = vec!["probe".into()];
+    let worker = TestWorker::start(config, registry_with(&probe), "probe-only");
+    wait_terminal(&db, &ids[1..], 30).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        status(&db, ids[0]).await,
+        "queued",
+        "a noop job was claimed"
+    );
+    worker.stop().await;
+    let worker = TestWorker::start(fast_config(&db), registry_with(&probe), "any");
+    wait_terminal(&db, &ids, 30).await;
+    worker.stop().await;
+    assert_eq!(status(&db, ids[0]).await, "completed");
+}
+
+#[tokio::test]
+async fn finalize_records_the_output_media_with_the_job() {
+    let db = TestDb::new().await;
+    let user = user(&db, 0).await;
+    let probe = Probe::default();
+    *probe.0.output.lock().unwrap() = true;
+    let mut j = job("probe", json!({ "segments": 3 }));
+    j.user_id = Some(user);
+    let id = j.id;
+    enqueue_jobs(&db, vec![j]).await;
+    let worker = TestWorker::start(fast_config(&db), registry_with(&probe), "w");
+    wait_terminal(&db, &[id], 30).await;
+    worker.stop().await;
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "SELECT j.status::text, m.s3_key, m.duration_seconds::float8, m.user_id, m.metadata
+             FROM jobs j JOIN media_files m ON m.id = j.output_media_id WHERE j.id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "completed");
+    assert_eq!(
+        row.get::<_, String>(1),
+        format!("jobs/{id}/output/result.txt")
+    );
+    assert_eq!(row.get::<_, f64>(2), 1.5);
+    assert_eq!(row.get::<_, Option<Uuid>>(3), Some(user));
+    assert_eq!(row.get::<_, serde_json::Value>(4), json!({ "segments": 3 }));
+}
+
+#[tokio::test]
+async fn a_hung_handler_times_out_and_its_attempt_is_retried() {
+    let db = TestDb::new().await;
+    let probe = Probe::default();
+    *probe.0.segment_ms.lock().unwrap() = 60_000;
+    *probe.0.timeout.lock().unwrap() = Some(Duration::from_millis(300));
+    let mut j = job("probe", json!({ "segments": 1 }));
+    j.max_attempts = 2;
+    let id = j.id;
+    enqueue_jobs(&db, vec![j]).await;
+    let worker = TestWorker::start(fast_config(&db), registry_with(&probe), "w");
+    wait_terminal(&db, &[id], 30).await;
+    worker.stop().await;
+    let client = db.client().await;
+    let job = admin::job(&client, id).await.unwrap().unwrap();
+    assert_eq!(job.status, "failed");
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap()
+            .contains("timed out after 0.3 s"),
+        "{:?}",
+        job.last_error
+    );
+    let calls = probe.0.segment_calls(id, 0);
+    assert_eq!(calls.len(), 2, "retried once after the timeout");
+    assert!(
+        calls.iter().all(|c| c.worker_saw_cancel),
+        "the handler was told to stop"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_handler_that_keeps_heartbeating_is_never_rescued() {
+    let db = TestDb::new().await;
+    let probe = Probe::default();
+    // Three lease lengths (2 s each), renewed every second by the heartbeat.
+    *probe.0.segment_ms.lock().unwrap() = 6_000;
+    let ids = enqueue_jobs(&db, vec![job("probe", json!({ "segments": 2 }))]).await;
+    let worker = TestWorker::start(fast_config(&db), registry_with(&probe), "slow");
+    // Another worker runs the rescuer meanwhile.
+    let other = TestWorker::start(fast_config(&db), registry_with(&probe), "rescuer");
+    wait_terminal(&db, &ids, 60).await;
+    worker.stop().await;
+    other.stop().await;
+    assert_eq!(status(&db, ids[0]).await, "completed");
+    let client = db.client().await;
+    let attempts: Vec<i32> = client
+        .query(
+            "SELECT attempts FROM job_segments WHERE job_id = $1",
+            &[&ids[0]],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(attempts, vec![1, 1]);
+    assert_eq!(
+        probe
+            .0
+            .calls()
+            .iter()
+            .filter(|c| c.what == "segment")
+            .count(),
+        2
+    );
+}

@@ -92,6 +92,10 @@ pub struct ProbeState {
     pub panics: Mutex<HashSet<i32>>,
     /// How long each segment takes (watching for cancellation).
     pub segment_ms: Mutex<u64>,
+    /// The handler's timeout, if set.
+    pub timeout: Mutex<Option<Duration>>,
+    /// Finalize returns an output media row.
+    pub output: Mutex<bool>,
 }
 
 impl ProbeState {
@@ -115,6 +119,10 @@ pub struct Probe(pub Arc<ProbeState>);
 impl Handler for Probe {
     fn job_type(&self) -> &'static str {
         "probe"
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        *self.0.timeout.lock().unwrap()
     }
 
     async fn plan(&self, ctx: &StepContext) -> Result<Plan, HandlerError> {
@@ -185,7 +193,21 @@ impl Handler for Probe {
             at: Instant::now(),
             worker_saw_cancel: false,
         });
-        Ok(None)
+        if !*self.0.output.lock().unwrap() {
+            return Ok(None);
+        }
+        Ok(Some(NewMedia {
+            id: Uuid::now_v7(),
+            project_id: None,
+            user_id: ctx.job.user_id,
+            s3_key: format!("jobs/{}/output/result.txt", ctx.job.id),
+            media_type: "text".into(),
+            duration_seconds: Some(1.5),
+            size_bytes: 42,
+            mimetype: "text/plain".into(),
+            derived_from: None,
+            metadata: json!({ "segments": ctx.segments().await.map_err(HandlerError::retryable)?.len() }),
+        }))
     }
 }
 
