@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::pg::{self, Cluster, Durability};
+use crate::pg;
 use crate::queue::enqueue::{self, NewJob};
 use crate::sql;
 use serde::Serialize;
@@ -131,23 +131,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-pub async fn run(config: Config, args: BenchArgs) -> Result<()> {
-    let (admin_url, _cluster) = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => (pg::with_database(&url, "postgres")?, None),
-        _ => {
-            let dir =
-                PathBuf::from("target/octavia-pg").join(format!("bench-{}", std::process::id()));
-            let cluster = Cluster::start(&dir, Durability::Durable)?;
-            cluster.remove_at_exit()?;
-            (cluster.url("postgres"), Some(cluster))
-        }
-    };
-    let _ = config;
-    let name = format!("octavia_bench_{}", std::process::id());
-    pg::create_database(&admin_url, &name, None).await?;
-    let url = pg::with_database(&admin_url, &name)?;
-    let outcome = measure(&url, &args).await;
-    pg::drop_database(&admin_url, &name).await?;
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let db = pg::ScratchDatabase::create("bench").await?;
+    let outcome = measure(&db.url, &args).await;
+    db.drop().await?;
     let report = outcome?;
     println!(
         "{}",
@@ -157,7 +144,6 @@ pub async fn run(config: Config, args: BenchArgs) -> Result<()> {
 }
 
 async fn measure(url: &str, args: &BenchArgs) -> Result<BenchReport> {
-    crate::migrate::run_url(url).await?;
     let mut config = Config::default();
     config.database.url = url.to_string();
     config.database.pool_size = 4;

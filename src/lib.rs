@@ -4,6 +4,7 @@
 //! configuration and call into it. See README.md for the architecture.
 
 pub mod bench;
+pub mod chaos;
 pub mod config;
 pub mod credits;
 pub mod db;

@@ -282,3 +282,43 @@ pub fn with_database(url: &str, db: &str) -> Result<String> {
     parsed.set_path(&format!("/{db}"));
     Ok(parsed.to_string())
 }
+
+/// A database made for one run of a benchmark or fault scenario: on the server of
+/// `DATABASE_URL` when set, else on a throwaway durable cluster under `target/`. Migrated.
+pub struct ScratchDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+    /// The throwaway cluster, when there is one (scenarios that restart PostgreSQL need it).
+    pub cluster: Option<Cluster>,
+}
+
+impl ScratchDatabase {
+    pub async fn create(prefix: &str) -> Result<ScratchDatabase> {
+        let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => (with_database(&url, "postgres")?, None),
+            _ => {
+                let dir =
+                    Path::new("target/octavia-pg").join(format!("{prefix}-{}", std::process::id()));
+                let cluster = Cluster::start(&dir, Durability::Durable)?;
+                cluster.remove_at_exit()?;
+                (cluster.url("postgres"), Some(cluster))
+            }
+        };
+        let name = format!("octavia_{prefix}_{}", std::process::id());
+        drop_database(&admin_url, &name).await?;
+        create_database(&admin_url, &name, None).await?;
+        let url = with_database(&admin_url, &name)?;
+        crate::migrate::run_url(&url).await?;
+        Ok(ScratchDatabase {
+            url,
+            admin_url,
+            name,
+            cluster,
+        })
+    }
+
+    pub async fn drop(self) -> Result<()> {
+        drop_database(&self.admin_url, &self.name).await
+    }
+}

@@ -38,6 +38,15 @@ enum Command {
     Queue(QueueCommand),
     /// Measure the queue on a fresh database and print JSON figures
     Bench(octavia::bench::BenchArgs),
+    /// Fault scenarios on a fresh database, checking every promise
+    #[command(subcommand)]
+    Chaos(ChaosCommand),
+}
+
+#[derive(Subcommand)]
+enum ChaosCommand {
+    /// Kill and restart worker processes at random while noop jobs run
+    Kills(octavia::chaos::ChaosOptions),
 }
 
 #[derive(Subcommand)]
@@ -172,7 +181,10 @@ async fn run(cli: Cli) -> Result<()> {
             return Ok(());
         }
         Command::Demo => return Ok(octavia::demo::run(config).await?),
-        Command::Bench(args) => return octavia::bench::run(config, args).await.map_err(Into::into),
+        Command::Bench(args) => return octavia::bench::run(args).await.map_err(Into::into),
+        Command::Chaos(ChaosCommand::Kills(opts)) => {
+            return octavia::chaos::run_kills(&opts).await.map_err(Into::into);
+        }
         _ => {}
     }
     let pool = octavia::db::prepare(&config).await?;
@@ -346,7 +358,9 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("  {worker:<30} {n:>6}");
             }
         }
-        Command::Migrate | Command::Demo | Command::Bench(_) => unreachable!("handled above"),
+        Command::Migrate | Command::Demo | Command::Bench(_) | Command::Chaos(_) => {
+            unreachable!("handled above")
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod harness;
 mod pipeline;
 mod process;
 mod queue;
+mod resilience;
 mod s3;
 mod schema;
 mod storage;

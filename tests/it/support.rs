@@ -335,7 +335,28 @@ impl Drop for Process {
 
 /// An `octavia-worker` process against `db`.
 pub fn spawn_worker_process(db: &TestDb, id: &str, extra: &[&str]) -> Process {
-    let child = Command::new(env!("CARGO_BIN_EXE_octavia-worker"))
+    spawn_worker_process_with(&db.url, id, extra, None)
+}
+
+/// An `octavia-worker` process against the database at `url`.
+pub fn spawn_worker_process_at(url: &str, id: &str, extra: &[&str]) -> Process {
+    spawn_worker_process_with(url, id, extra, None)
+}
+
+/// An `octavia-worker` process, optionally with libfaketime preloaded (a clock skewed by
+/// `(library, offset)`, e.g. "+1h"). The library is preloaded directly rather than through
+/// the `faketime` command, which would stand between us and the worker's signals.
+pub fn spawn_worker_process_with(
+    url: &str,
+    id: &str,
+    extra: &[&str],
+    faketime: Option<(&std::path::Path, &str)>,
+) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_octavia-worker"));
+    if let Some((library, offset)) = faketime {
+        command.env("LD_PRELOAD", library).env("FAKETIME", offset);
+    }
+    let child = command
         .args(["--no-migrate", "--worker-id", id])
         .args([
             "--set",
@@ -348,7 +369,7 @@ pub fn spawn_worker_process(db: &TestDb, id: &str, extra: &[&str]) -> Process {
             "worker.poll_interval_ms=100",
         ])
         .args(extra)
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
