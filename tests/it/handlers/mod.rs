@@ -4,7 +4,9 @@
 //! ffprobe and the subtitle parser. A missing program fails the test with the command that
 //! installs it.
 
+mod bad_input;
 mod media_jobs;
+mod processes;
 mod subtitle_jobs;
 
 use crate::harness::TestDb;
@@ -13,7 +15,7 @@ use crate::s3::S3Server;
 use crate::support::{TestWorker, enqueue_jobs, fast_config, wait_terminal};
 use octavia::config::Config;
 use octavia::pipeline::Engines;
-use octavia::pipeline::media::{self, MediaInfo};
+use octavia::pipeline::media::{self, MediaInfo, StreamKind, Window, wav::Wav};
 use octavia::pipeline::subtitles::{self, Cue};
 use octavia::queue::admin::{self, JobView, SegmentView};
 use octavia::queue::complete::{NewMedia, insert_media};
@@ -238,6 +240,45 @@ pub async fn video(dir: &Path, name: &str, sentences: &[&str]) -> (PathBuf, Medi
     );
     let info = must(media::probe(&path).await);
     (path, info)
+}
+
+/// Checks a dubbed video against its input: the same picture (codec and frame count: it
+/// was copied), the dub first and the original audio second, Spanish subtitles embedded,
+/// the same duration, and speech in the dub.
+pub async fn assert_dubbed_video(out: &Path, input: &Path, input_info: &MediaInfo) {
+    let info = must(media::probe(out).await);
+    let of =
+        |kind: StreamKind| -> Vec<_> { info.streams.iter().filter(|s| s.kind == kind).collect() };
+    let video = of(StreamKind::Video);
+    assert_eq!(video.len(), 1, "{info:?}");
+    assert_eq!(video[0].codec, input_info.video().unwrap().codec);
+    assert_eq!(
+        must(media::count_video_frames(out).await),
+        must(media::count_video_frames(input).await),
+        "the picture was copied whole"
+    );
+    let audio = of(StreamKind::Audio);
+    assert_eq!(audio.len(), 2, "{info:?}");
+    assert_eq!(audio[0].codec, "aac");
+    assert_eq!(audio[0].language.as_deref(), Some("spa"), "dub first");
+    assert_eq!(audio[1].language.as_deref(), Some("eng"), "original second");
+    let subs = of(StreamKind::Subtitle);
+    assert_eq!(subs.len(), 1, "{info:?}");
+    assert_eq!(subs[0].codec, "mov_text");
+    assert_eq!(subs[0].language.as_deref(), Some("spa"));
+    same_duration(info.duration_ms, input_info.duration_ms);
+    // The first audio track carries speech, not silence.
+    let dir = crate::pipeline::scratch();
+    let wav = dir.path().join("dub.wav");
+    must(media::extract_audio(out, Window::new(0, info.duration_ms), &wav).await);
+    let dub = must(Wav::read(&wav).await);
+    let loudest = dub
+        .data
+        .chunks_exact(2)
+        .map(|s| i16::from_le_bytes([s[0], s[1]]).unsigned_abs())
+        .max()
+        .unwrap_or(0);
+    assert!(loudest > 2_000, "the dub is silent (peak {loudest})");
 }
 
 /// Asserts two durations in ms are within 100 ms of each other.
