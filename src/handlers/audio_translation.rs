@@ -8,10 +8,8 @@
 //! as the input, is the job's media row (`media_type` `audio`); the translated subtitles
 //! are written beside it as SRT and WebVTT, listed in the row's `metadata.files`.
 
-use super::common::{
-    InputMedia, Kind, Output, Pipeline, pipeline_error, scratch, streams_of, until_cancelled,
-    upload_subtitles,
-};
+use super::common::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
+use super::output::{Kind, Output, streams_of, upload_subtitles};
 use super::speech::{self, SpeechResult};
 use super::{dub, options};
 use crate::pipeline::media::{self, AudioFormat};

@@ -25,6 +25,7 @@ pub mod cues;
 pub mod dub;
 pub mod noop;
 pub mod options;
+pub mod output;
 pub mod speech;
 pub mod subtitle_to_audio;
 pub mod subtitle_translation;

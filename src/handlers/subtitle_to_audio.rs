@@ -15,9 +15,9 @@
 //! written as SRT and WebVTT, listed with the audio in `metadata.files`.
 
 use super::common::{
-    InputMedia, Kind, Output, Pipeline, Stopwatch, pipeline_error, scratch, store, streams_of,
-    until_cancelled, upload_subtitles,
+    InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, store, until_cancelled,
 };
+use super::output::{Kind, Output, streams_of, upload_subtitles};
 use super::speech::FitRecord;
 use super::{cues, dub, options};
 use crate::pipeline::Language;
@@ -30,6 +30,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 pub struct SubtitleToAudio(pub Arc<Pipeline>);
@@ -80,11 +81,12 @@ struct AudioPlan {
     cues: usize,
 }
 
-/// Cuts sorted cues into windows covering `0..total_ms`, one per batch, each cue with its
-/// slot. A batch starting where the previous one does joins it (windows are never empty).
-fn windows(p: &Pipeline, cues: &[Cue], total_ms: u64) -> Vec<(Window, Vec<SlotCue>)> {
-    let mut groups: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
-    for (n, range) in cues::batches(p, cues).into_iter().enumerate() {
+/// Cuts sorted cues, batched as `batches`, into windows covering `0..total_ms`, one per
+/// batch, each cue with its slot. A batch starting where the previous one does joins it,
+/// so no window is empty.
+fn windows(batches: Vec<Range<usize>>, cues: &[Cue], total_ms: u64) -> Vec<(Window, Vec<SlotCue>)> {
+    let mut groups: Vec<(u64, Range<usize>)> = Vec::new();
+    for (n, range) in batches.into_iter().enumerate() {
         let start = if n == 0 {
             0
         } else {
@@ -140,7 +142,8 @@ impl Handler for SubtitleToAudio {
                 input.media.describe()
             )));
         }
-        let segments = windows(&self.0, &input.cues, total_ms)
+        let batches = cues::batches(&self.0, &input.cues);
+        let segments = windows(batches, &input.cues, total_ms)
             .into_iter()
             .map(|(window, slots)| {
                 Ok(NewSegment {
@@ -312,5 +315,51 @@ impl Handler for SubtitleToAudio {
             )))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_subtitles_and_slots_reach_the_next_cue() {
+        let cues = [
+            Cue::new(0, 1_000, "a"),
+            Cue::new(2_000, 3_000, "<i>b</i>"),
+            // Overlaps the cue before: its slot is its own time, cut by the next cue.
+            Cue::new(2_500, 4_000, "c"),
+            Cue::new(5_000, 6_000, "d"),
+        ];
+        let w = windows(vec![0..1, 1..3, 3..4], &cues, 6_000);
+        let spans: Vec<Window> = w.iter().map(|(w, _)| *w).collect();
+        assert_eq!(
+            spans,
+            [
+                Window::new(0, 2_000),
+                Window::new(2_000, 5_000),
+                Window::new(5_000, 6_000)
+            ]
+        );
+        let slots: Vec<(u64, u64, &str)> = w
+            .iter()
+            .flat_map(|(_, s)| s)
+            .map(|c| (c.start_ms, c.slot_end_ms, c.text.as_str()))
+            .collect();
+        assert_eq!(
+            slots,
+            [
+                (0, 2_000, "a"),
+                (2_000, 3_000, "b"),
+                (2_500, 5_000, "c"),
+                (5_000, 6_000, "d")
+            ]
+        );
+        // A batch that starts at 0, like the first, joins it: no empty window.
+        let at_zero = [Cue::new(0, 500, "x"), Cue::new(0, 800, "y")];
+        let w = windows(vec![0..1, 1..2], &at_zero, 800);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].0, Window::new(0, 800));
+        assert_eq!(w[0].1.len(), 2);
     }
 }

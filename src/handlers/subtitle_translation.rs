@@ -11,10 +11,8 @@
 //! input's) chooses the job's media row (`media_type` `subtitle`), and the row's
 //! `metadata.files` lists both.
 
-use super::common::{
-    InputMedia, Kind, Output, Pipeline, Stopwatch, pipeline_error, scratch, until_cancelled,
-    upload_subtitles,
-};
+use super::common::{InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, until_cancelled};
+use super::output::{Kind, Output, upload_subtitles};
 use super::{cues, options};
 use crate::pipeline::Language;
 use crate::pipeline::subtitles::{Cue, SubtitleFormat};

@@ -11,10 +11,9 @@
 //! lists both. A file in which no speech is recognized fails the job: there is nothing to
 //! write.
 
-use super::common::{
-    InputMedia, Kind, Output, Pipeline, Stopwatch, scratch, until_cancelled, upload_subtitles,
-};
+use super::common::{InputMedia, Pipeline, Stopwatch, scratch, until_cancelled};
 use super::options;
+use super::output::{Kind, Output, upload_subtitles};
 use super::speech::{self, PhraseRecord, SpeechResult};
 use crate::pipeline::subtitles::SubtitleFormat;
 use crate::queue::complete::NewMedia;

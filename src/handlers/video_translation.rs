@@ -12,10 +12,8 @@
 //! (`media_type` `video`); the subtitles are also written as separate SRT and WebVTT
 //! files, listed with the video in the row's `metadata.files`.
 
-use super::common::{
-    InputMedia, Kind, Output, Pipeline, pipeline_error, scratch, streams_of, until_cancelled,
-    upload_subtitles,
-};
+use super::common::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
+use super::output::{Kind, Output, streams_of, upload_subtitles};
 use super::speech::{self, SpeechResult};
 use super::{dub, options};
 use crate::pipeline::media::{self, MuxRequest};
