@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
+mod pipeline;
+
+pub use pipeline::PipelineConfig;
+
 /// Where a configuration value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -58,6 +62,7 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub api: ApiConfig,
     pub engines: EnginesConfig,
+    pub pipeline: PipelineConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -604,6 +609,7 @@ impl Config {
         positive("api.body_limit_bytes", a.body_limit_bytes)?;
         positive("api.request_timeout_seconds", a.request_timeout_seconds)?;
         self.engines.validate()?;
+        self.pipeline.validate()?;
         Ok(())
     }
 
@@ -813,6 +819,42 @@ mod tests {
         let e = err(loader(&[("OCTAVIA_ENGINES_ESPEAK_WORDS_PER_MINUTE", "20")])
             .file(Some(empty.path().into())));
         assert!(e.contains("engines.espeak_words_per_minute"), "{e}");
+    }
+
+    #[test]
+    fn pipeline_settings_are_checked() {
+        let empty = write("");
+        let c = loader(&[
+            ("OCTAVIA_PIPELINE_SEGMENT_SECONDS", "5"),
+            ("OCTAVIA_PIPELINE_MAX_TEMPO", "1.5"),
+        ])
+        .file(Some(empty.path().into()))
+        .load()
+        .unwrap();
+        assert_eq!(c.pipeline.segment_seconds, 5);
+        assert_eq!(c.pipeline.max_tempo, 1.5);
+        for (var, value, setting) in [
+            (
+                "OCTAVIA_PIPELINE_SEGMENT_SECONDS",
+                "0",
+                "pipeline.segment_seconds",
+            ),
+            ("OCTAVIA_PIPELINE_MAX_TEMPO", "0.9", "pipeline.max_tempo"),
+            ("OCTAVIA_PIPELINE_MIN_TEMPO", "9", "pipeline.min_tempo"),
+            (
+                "OCTAVIA_PIPELINE_SILENCE_NOISE_DB",
+                "3",
+                "pipeline.silence_noise_db",
+            ),
+            (
+                "OCTAVIA_PIPELINE_SUBTITLE_BATCH_CUES",
+                "0",
+                "pipeline.subtitle_batch_cues",
+            ),
+        ] {
+            let e = err(loader(&[(var, value)]).file(Some(empty.path().into())));
+            assert!(e.contains(setting) && e.contains(var), "{e}");
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ statements! {
     LEDGER_PROBLEMS => "ledger_problems.sql",
     LIST_JOBS => "list_jobs.sql",
     LOCK_JOBS => "lock_jobs.sql",
+    MEDIA_OF_JOB_INPUT => "media_of_job_input.sql",
     NOTIFY_WORK => "notify_work.sql",
     QUEUE_STATS => "queue_stats.sql",
     REFUND_JOBS => "refund_jobs.sql",

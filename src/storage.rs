@@ -4,7 +4,7 @@
 //!
 //! - access to the bytes, through `object_store` over a local directory (the default) or
 //!   any S3-compatible server, with large bodies streamed in multipart uploads;
-//! - the key layout ([`media_key`], [`segment_key`], [`job_output_key`]), so nobody
+//! - the key layout ([`media_key`], [`plan_key`], [`segment_key`], [`job_output_key`]), so nobody
 //!   formats keys by hand;
 //! - the URLs handed to clients ([`Storage::download_url`], [`Storage::upload_url`]): S3
 //!   presigned URLs, or for the local store, which cannot presign, links to the API's own
@@ -60,6 +60,13 @@ pub fn media_key(user_id: Uuid, media_id: Uuid, file: &str) -> String {
 /// worker that lost its lease can never overwrite what the segment's new owner wrote.
 pub fn segment_key(job_id: Uuid, index: i32, attempt: i32, file: &str) -> String {
     format!("jobs/{job_id}/segments/{index}/{attempt}/{file}")
+}
+
+/// Key of a file written by one attempt at a job's plan step:
+/// `jobs/{job_id}/plan/{attempt}/{file}` (the segments' inputs). As with [`segment_key`],
+/// the attempt keeps a plan that lost its lease from overwriting its successor's files.
+pub fn plan_key(job_id: Uuid, attempt: i32, file: &str) -> String {
+    format!("jobs/{job_id}/plan/{attempt}/{file}")
 }
 
 /// Key of a job's assembled output: `jobs/{job_id}/output/{file}`.

@@ -1,6 +1,6 @@
 //! `octavia-worker`: claims and runs jobs until SIGTERM or SIGINT.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use octavia::config::CommonArgs;
 use std::process::ExitCode;
@@ -67,7 +67,7 @@ async fn run(args: Args) -> Result<()> {
         );
     }
     let config = loader.load()?;
-    let registry = octavia::handlers::registry()?;
+    let registry = octavia::handlers::registry(&config)?;
     if let Some(unknown) = config
         .worker
         .job_types
@@ -78,6 +78,19 @@ async fn run(args: Args) -> Result<()> {
             "worker.job_types: `{unknown}` is not a job type (known: {})",
             registry.job_types().join(", ")
         );
+    }
+    // Refuse to start rather than fail every pipeline job this worker would claim.
+    let claims_pipeline = config.worker.job_types.is_empty()
+        || config
+            .worker
+            .job_types
+            .iter()
+            .any(|t| octavia::handlers::PIPELINE_JOB_TYPES.contains(&t.as_str()));
+    if claims_pipeline {
+        octavia::pipeline::Engines::from_config(&config)?
+            .check()
+            .await
+            .context("this worker runs pipeline jobs (limit it with --job-types noop)")?;
     }
     let pool = octavia::db::prepare(&config).await?;
     let shutdown = CancellationToken::new();

@@ -227,11 +227,11 @@ async fn run(cli: Cli) -> Result<()> {
             max_attempts,
             delay_seconds,
         }) => {
-            let registry = octavia::handlers::registry()?;
-            if registry.get(&job_type).is_none() {
+            // The list, not a registry: building one would open the object store.
+            if !octavia::handlers::JOB_TYPES.contains(&job_type.as_str()) {
                 bail!(
                     "`{job_type}` is not a job type (known: {})",
-                    registry.job_types().join(", ")
+                    octavia::handlers::JOB_TYPES.join(", ")
                 );
             }
             let mut opts: serde_json::Map<String, serde_json::Value> = match options {
@@ -256,10 +256,7 @@ async fn run(cli: Cli) -> Result<()> {
                 set("fail_segments", f.into());
             }
             let options = serde_json::Value::Object(opts);
-            if job_type == "noop" {
-                octavia::handlers::noop::NoopOptions::parse(&options)
-                    .map_err(anyhow::Error::msg)?;
-            }
+            octavia::handlers::validate_options(&job_type, &options).map_err(anyhow::Error::msg)?;
             if cost < 0 {
                 bail!("--cost cannot be negative");
             }

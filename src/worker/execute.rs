@@ -156,6 +156,7 @@ pub(super) async fn segment(
             Some(handler) => {
                 let ctx = SegmentContext {
                     segment: segment.clone(),
+                    worker_id: shared.worker_id().to_string(),
                     pool: shared.pool.clone(),
                     cancel: entry.cancel.clone(),
                 };
@@ -244,6 +245,7 @@ pub(super) async fn step(
         let ctx = StepContext {
             job: step.job.clone(),
             attempt: step.attempt,
+            worker_id: shared.worker_id().to_string(),
             pool: shared.pool.clone(),
             cancel: entry.cancel.clone(),
         };

@@ -45,6 +45,8 @@ pub struct Plan {
 pub struct StepContext {
     pub job: JobInfo,
     pub attempt: i32,
+    /// The worker running this attempt (its `locked_by`), for results and logs.
+    pub worker_id: String,
     pub pool: Pool,
     /// Fires when the job is being cancelled, the lease was lost, the attempt timed out or
     /// the worker is shutting down. Long handlers should watch it and return
@@ -64,6 +66,10 @@ impl StepContext {
 #[derive(Clone)]
 pub struct SegmentContext {
     pub segment: ClaimedSegment,
+    /// The worker running this attempt. `locked_by` is cleared when a segment completes,
+    /// so a handler that wants the history to show who did the work records this in its
+    /// result.
+    pub worker_id: String,
     pub pool: Pool,
     /// As [`StepContext::cancel`].
     pub cancel: CancellationToken,

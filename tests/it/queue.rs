@@ -626,7 +626,7 @@ async fn a_panicking_handler_fails_its_attempt_and_the_worker_keeps_serving() {
 
 #[test]
 fn registering_a_job_type_twice_is_an_error() {
-    let mut registry = octavia::handlers::registry().unwrap();
+    let mut registry = registry();
     let err = registry
         .register(octavia::handlers::noop::Noop)
         .err()

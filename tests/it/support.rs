@@ -211,9 +211,20 @@ impl Handler for Probe {
     }
 }
 
-/// A registry with `noop` and the given probe.
+/// Every job type of the product, with the default engines and a local store in a
+/// directory shared by the tests (queue tests never write to it).
+pub fn registry() -> Registry {
+    let mut config = Config::default();
+    config.storage.local_dir = std::env::temp_dir()
+        .join("octavia-it-queue-objects")
+        .display()
+        .to_string();
+    octavia::handlers::registry(&config).unwrap()
+}
+
+/// A registry with every job type and the given probe.
 pub fn registry_with(probe: &Probe) -> Registry {
-    let mut r = octavia::handlers::registry().unwrap();
+    let mut r = registry();
     r.register(probe.clone()).unwrap();
     r
 }

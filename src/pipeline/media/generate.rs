@@ -10,6 +10,21 @@ use crate::pipeline::{Language, PipelineError, Result};
 use std::ffi::OsString;
 use std::path::Path;
 
+/// Sentences to speak in generated media, for the tests and the demo. pocketsphinx's
+/// general English model hears espeak-ng's voice poorly; of these it gets "the weather is",
+/// "I would like", "tomorrow" and "two three four" right, and little of most other
+/// sentences tried, so a dub of them has words to translate.
+pub const SAMPLE_SENTENCES: [&str; 4] = [
+    "The weather is very good today.",
+    "I would like a cup of coffee.",
+    "Please call me tomorrow morning.",
+    "One two three four five.",
+];
+
+/// A pause between generated sentences long enough for silence detection to place a cut
+/// in it, short enough to keep generated media short.
+pub const SAMPLE_PAUSE_MS: u64 = 1_200;
+
 /// Generated speech and where each sentence is in it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeneratedSpeech {

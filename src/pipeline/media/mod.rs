@@ -19,7 +19,10 @@ pub use audio::{
 pub use cut::{
     CutOptions, DEFAULT_SEGMENT_MS, Silence, detect_silences, plan_windows, speech_windows,
 };
-pub use generate::{GeneratedSpeech, generate_audio, generate_speech_wav, generate_video};
+pub use generate::{
+    GeneratedSpeech, SAMPLE_PAUSE_MS, SAMPLE_SENTENCES, generate_audio, generate_speech_wav,
+    generate_video,
+};
 pub use mux::{MuxRequest, count_video_frames, mux_video};
 
 use super::process::{self, FFMPEG, FFPROBE};

@@ -11,19 +11,8 @@ use octavia::pipeline::Result;
 use octavia::pipeline::media::wav::Wav;
 use std::path::Path;
 
-/// The sentences of the generated test media. pocketsphinx's general English model hears
-/// espeak-ng's voice poorly; it gets "the weather is", "I would like", "tomorrow" and
-/// "two three four" in these right, and little of most other sentences tried.
-pub const SENTENCES: [&str; 4] = [
-    "The weather is very good today.",
-    "I would like a cup of coffee.",
-    "Please call me tomorrow morning.",
-    "One two three four five.",
-];
-
-/// Pause between generated sentences: long enough for silencedetect, short enough to keep
-/// the media (and the tests) short.
-pub const PAUSE_MS: u64 = 1_200;
+/// The sentences of the generated test media, and the pause between them.
+pub use octavia::pipeline::media::{SAMPLE_PAUSE_MS as PAUSE_MS, SAMPLE_SENTENCES as SENTENCES};
 
 /// The value of a pipeline result, or a panic with the error's message (which, for a
 /// missing program, says how to install it).
