@@ -1,0 +1,156 @@
+//! Operations: health, readiness, metrics, the OpenAPI document, request ids.
+
+use super::*;
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let db = TestDb::new().await;
+    let (config, _dir) = config(&db);
+    let api = TestApi::start(config).await;
+    let (_, token) = signed_in(&api, &db, "user", 0).await;
+
+    let r = api
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(parts(r).await, (StatusCode::OK, json!({"status": "ok"})));
+    let r = api
+        .request(Method::GET, "/readyz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(parts(r).await, (StatusCode::OK, json!({"status": "ready"})));
+
+    // Every response carries a request id, a client's own one kept.
+    let r = api.get("/api/me", &token).await;
+    assert!(r.headers().get("x-request-id").is_some());
+    let r = api
+        .request(Method::GET, "/api/me", Some(&token))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+
+    let r = api
+        .post("/api/jobs", &token, json!({"job_type": "noop"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = api
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    for needle in [
+        "octavia_http_requests_total{route=\"/api/jobs\",method=\"POST\",status=\"201\"}",
+        "octavia_http_requests_total{route=\"/api/me\",method=\"GET\",status=\"200\"}",
+        "octavia_http_request_duration_seconds_bucket{route=\"/api/me\",method=\"GET\"",
+        "octavia_jobs_created_total{job_type=\"noop\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    // Route patterns, never raw paths with ids.
+    let id = Uuid::new_v4();
+    api.get(&format!("/api/jobs/{id}"), &token).await;
+    let text = api
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("route=\"/api/jobs/{id}\""), "{text}");
+    assert!(!text.contains(&id.to_string()));
+
+    // Not ready when the schema is behind this build.
+    let client = db.client().await;
+    client
+        .execute("DELETE FROM refinery_schema_history WHERE version = (SELECT max(version) FROM refinery_schema_history)", &[])
+        .await
+        .unwrap();
+    let r = api
+        .request(Method::GET, "/readyz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route() {
+    let db = TestDb::new().await;
+    let (config, _dir) = config(&db);
+    let api = TestApi::start(config).await;
+    let r = api
+        .request(Method::GET, "/api/openapi.json", None)
+        .send()
+        .await
+        .unwrap();
+    let (status, doc) = parts(r).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc, serde_json::to_value(octavia::api::document()).unwrap());
+
+    let mut routes: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            routes.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    routes.sort();
+    let mut expected = vec![
+        "POST /api/sessions",
+        "DELETE /api/sessions/current",
+        "GET /api/projects",
+        "POST /api/projects",
+        "POST /api/uploads",
+        "POST /api/uploads/{id}/complete",
+        "GET /api/media/{id}",
+        "GET /api/jobs",
+        "POST /api/jobs",
+        "GET /api/jobs/{id}",
+        "POST /api/jobs/{id}/cancel",
+        "POST /api/jobs/{id}/retry",
+        "GET /api/jobs/{id}/events",
+        "GET /api/me",
+        "POST /api/webhooks/polar",
+        "GET /api/storage/{key}",
+        "PUT /api/storage/{key}",
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+        "GET /api/openapi.json",
+    ];
+    expected.sort();
+    assert_eq!(routes, expected);
+
+    // Each documented route is served: none answers "no such route".
+    for route in &expected {
+        let (method, path) = route.split_once(' ').unwrap();
+        let path = path
+            .replace("{id}", &Uuid::new_v4().to_string())
+            .replace("{key}", "a/b");
+        let r = api
+            .request(method.parse().unwrap(), &path, None)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = parts(r).await;
+        assert!(
+            !(status == StatusCode::NOT_FOUND && body["error"]["message"] == "route not found")
+                && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{route}: {status} {body}"
+        );
+    }
+    // Errors are described by a schema.
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
