@@ -90,15 +90,16 @@ fn check_options(job_type: &str, options: &Value) -> Result<(), ApiError> {
     }
     check_json("options", options)?;
     if job_type == "noop" {
-        return NoopOptions::parse(options).map(|_| ()).map_err(ApiError::Invalid);
+        return NoopOptions::parse(options)
+            .map(|_| ())
+            .map_err(ApiError::Invalid);
     }
     for field in ["source_language", "target_language"] {
         match &options[field] {
             Value::Null => {}
             Value::String(s) => {
-                s.parse::<Language>().map_err(|e| {
-                    ApiError::Invalid(format!("options.{field}: {e}"))
-                })?;
+                s.parse::<Language>()
+                    .map_err(|e| ApiError::Invalid(format!("options.{field}: {e}")))?;
             }
             _ => {
                 return Err(ApiError::Invalid(format!(
@@ -171,9 +172,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         .ok()
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| {
-            ApiError::BadRequest(
-                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-            )
+            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
         })?;
     Ok(Some(key.to_string()))
 }
@@ -364,10 +363,9 @@ mod tests {
 
     #[test]
     fn equal_requests_hash_equally_whatever_the_key_order() {
-        let a: NewJobRequest = serde_json::from_str(
-            r#"{"job_type":"noop","options":{"segments":2,"fail_rate":0.5}}"#,
-        )
-        .unwrap();
+        let a: NewJobRequest =
+            serde_json::from_str(r#"{"job_type":"noop","options":{"segments":2,"fail_rate":0.5}}"#)
+                .unwrap();
         let b: NewJobRequest = serde_json::from_str(
             r#"{ "options": {"fail_rate":0.5, "segments":2}, "job_type":"noop" }"#,
         )

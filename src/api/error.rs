@@ -339,7 +339,10 @@ mod tests {
                 },
                 StatusCode::NOT_FOUND,
             ),
-            (crate::Error::Invalid("no".into()), StatusCode::UNPROCESSABLE_ENTITY),
+            (
+                crate::Error::Invalid("no".into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
             (
                 crate::Error::InsufficientCredits {
                     price: 5,

@@ -113,7 +113,8 @@ pub async fn view<C: GenericClient + Sync>(
         }
     }
     let output = match job.output_media_id {
-        Some(media_id) if job.status == "completed" => match uploads::load(client, media_id).await? {
+        Some(media_id) if job.status == "completed" => match uploads::load(client, media_id).await?
+        {
             Some(media) => Some(JobOutput {
                 media_id,
                 mimetype: media.mimetype.clone(),
@@ -316,7 +317,13 @@ pub async fn list(
         db::query(
             &client,
             sql::LIST_ALL_JOBS,
-            &[&query.status, &query.project_id, &after_at, &after_id, &fetch],
+            &[
+                &query.status,
+                &query.project_id,
+                &after_at,
+                &after_id,
+                &fetch,
+            ],
         )
         .await?
     } else {

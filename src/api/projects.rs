@@ -105,7 +105,10 @@ pub async fn create(
         ));
     }
     check_text("name", name)?;
-    check_text("description", body.description.as_deref().unwrap_or_default())?;
+    check_text(
+        "description",
+        body.description.as_deref().unwrap_or_default(),
+    )?;
     let client = state.pool.get().await?;
     let row = db::query_opt(
         &client,

@@ -137,8 +137,11 @@ pub async fn upload(
 ) -> Result<axum::Json<Stored>, ApiError> {
     check(&state, Method::PUT, &key, &query)?;
     let max = state.config.api.max_upload_bytes;
-    let too_large =
-        || ApiError::TooLarge(format!("an upload may have at most {max} bytes (api.max_upload_bytes)"));
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "an upload may have at most {max} bytes (api.max_upload_bytes)"
+        ))
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -135,10 +135,16 @@ impl MediaRow {
             id: self.id,
             project_id: self.project_id,
             media_type: self.media_type.clone(),
-            file_name: self.metadata["file_name"].as_str().map(str::to_string).or_else(|| {
-                self.s3_key.rsplit('/').next().map(str::to_string)
-            }),
-            status: if self.is_uploaded() { "uploaded" } else { "pending" }.into(),
+            file_name: self.metadata["file_name"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| self.s3_key.rsplit('/').next().map(str::to_string)),
+            status: if self.is_uploaded() {
+                "uploaded"
+            } else {
+                "pending"
+            }
+            .into(),
             size_bytes: self.size_bytes,
             duration_seconds: self.duration_seconds,
             mimetype: self.mimetype.clone(),
@@ -289,9 +295,11 @@ pub async fn create(
     let id = Uuid::now_v7();
     let key = storage::media_key(caller.user_id, id, &file_name);
     // Sign first: if the store cannot, nothing is recorded.
-    let upload = state.storage.upload_url(&key).await.map_err(|e| {
-        ApiError::Internal(format!("cannot sign an upload link: {e}"))
-    })?;
+    let upload = state
+        .storage
+        .upload_url(&key)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot sign an upload link: {e}")))?;
     let metadata = json!({
         "file_name": file_name,
         "declared_size": body.size_bytes,
@@ -362,7 +370,9 @@ pub async fn complete(
         return Ok(axum::Json(media.view(link)));
     }
     let info = state.storage.head(&media.s3_key).await?.ok_or_else(|| {
-        ApiError::Conflict("the file has not been uploaded yet: PUT it to the upload URL first".into())
+        ApiError::Conflict(
+            "the file has not been uploaded yet: PUT it to the upload URL first".into(),
+        )
     })?;
     let max = state.config.api.max_upload_bytes;
     if info.size > max {
@@ -538,7 +548,10 @@ mod tests {
     #[test]
     fn file_names_become_safe_keys() {
         assert_eq!(safe_file_name("talk.mp4").unwrap(), "talk.mp4");
-        assert_eq!(safe_file_name("my talk (1).mp4").unwrap(), "my_talk__1_.mp4");
+        assert_eq!(
+            safe_file_name("my talk (1).mp4").unwrap(),
+            "my_talk__1_.mp4"
+        );
         assert_eq!(safe_file_name("../../etc/passwd").unwrap(), "passwd");
         assert_eq!(safe_file_name("C:\\x\\.hidden.srt").unwrap(), "hidden.srt");
         let long = format!("{}.webm", "a".repeat(300));

@@ -214,7 +214,8 @@ pub async fn polar(
     if was == "succeeded" {
         outcome.status = "already_credited".into();
     } else if order.paid
-        && let Some(settled) = db::query_opt(&tx, sql::SETTLE_TRANSACTION, &[&transaction_id]).await?
+        && let Some(settled) =
+            db::query_opt(&tx, sql::SETTLE_TRANSACTION, &[&transaction_id]).await?
     {
         let (user, amount): (Uuid, i64) = (settled.get(0), settled.get(1));
         credits::credit(&tx, user, amount, credits::PURCHASE).await?;

@@ -57,7 +57,9 @@ async fn run(args: Args) -> Result<()> {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        tracing::info!("signal received: finishing requests in flight (a second signal exits at once)");
+        tracing::info!(
+            "signal received: finishing requests in flight (a second signal exits at once)"
+        );
         first.cancel();
         tokio::select! {
             _ = term.recv() => {}

@@ -32,10 +32,13 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", "40", "--seed", "7", "--workers", "2"])
         .args(["--request-timeout", "30"])
+        .args(["--generation-database", "none"])
         .arg("--no-color")
         .arg("--report-dir")
         .arg(report.path())
         .env("SCHEMATHESIS_HOOKS", "")
+        // Whatever it writes (reports, hypothesis' cache) stays out of the repository.
+        .current_dir(report.path())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
