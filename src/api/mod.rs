@@ -5,7 +5,7 @@
 //! One module per concept: [`auth`] (bearer tokens), `sessions`, `projects`, `uploads`
 //! (and media), `jobs` and `create` (job creation with its credits and idempotency),
 //! `events` (live progress over SSE), `me`, `webhooks` (Polar payments),
-//! `storage_routes` (the local store's signed links), `health`, `metrics`, `openapi`; and
+//! `inspect` (what an upload is), `storage_routes` (the local store's signed links), `health`, `metrics`, `openapi`; and
 //! [`error`], the one error type every route answers with.
 //!
 //! [`router`] builds the whole application from the handlers' `#[utoipa::path]`
@@ -17,6 +17,7 @@ mod create;
 pub mod error;
 mod events;
 mod health;
+mod inspect;
 mod jobs;
 mod me;
 mod metrics;

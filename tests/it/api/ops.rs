@@ -154,3 +154,99 @@ async fn the_openapi_document_lists_every_route() {
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+#[tokio::test]
+async fn without_a_database_the_api_answers_503_in_json() {
+    let db = TestDb::new().await;
+    let (mut config, _dir) = config(&db);
+    // Nothing listens on port 1: every connection attempt fails at once.
+    config.database.url = "postgres://postgres@127.0.0.1:1/octavia".into();
+    config.database.connect_timeout_seconds = 1;
+    let api = TestApi::start(config).await;
+    let token = octavia::api::auth::new_token();
+    for (method, path) in [(Method::GET, "/api/me"), (Method::GET, "/readyz")] {
+        let r = api
+            .request(method, path, Some(&token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["retry-after"], "5");
+        assert_error(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    }
+    let r = api
+        .request(Method::POST, "/api/sessions", None)
+        .json(&json!({"email": "a@b.c", "password": "whatever1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    // What needs no database still works.
+    let r = api
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_binary_serves_and_stops_gracefully_on_sigterm() {
+    use std::io::BufRead;
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = crate::support::Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_octavia-api"))
+            .args(["--no-migrate", "--listen", "127.0.0.1:0"])
+            .args([
+                "--set",
+                &format!("storage.local_dir={}", dir.path().display()),
+            ])
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("octavia-api runs"),
+    );
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let address = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("octavia-api logs where it listens");
+        if let Some((_, rest)) = line.split_once("address=") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("http://{address}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    crate::support::signal(&child, libc::SIGTERM);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 30 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}
