@@ -57,7 +57,7 @@ fn accepted_inputs(job_type: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Job types whose output is in another language, so need to be told which.
+/// Job types whose output is in another language: they must be told which.
 const TRANSLATING: &[&str] = &[
     "video_translation",
     "audio_translation",

@@ -115,7 +115,7 @@ impl ApiError {
 }
 
 /// The `code` of an error response of `status`, for errors that did not come from an
-/// [`ApiError`] (axum's 405, tower-http's 408 and 413), see [`super::normalize_errors`].
+/// [`ApiError`] (axum's 405, tower-http's 408 and 413), which the router rewrites as JSON.
 pub fn code_of(status: StatusCode) -> &'static str {
     match status {
         StatusCode::BAD_REQUEST => "bad_request",

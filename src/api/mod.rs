@@ -71,9 +71,19 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// Opens the object store and starts listening for job events. Both stop with
-    /// `shutdown`.
+    /// Opens the object store and starts listening for job events (until `shutdown`).
+    /// With the local store, `storage.signing_secret` must be set: every upload and
+    /// download link the API hands out is signed with it, so starting without one would
+    /// only fail later, request by request.
     pub fn new(config: Config, pool: Pool, shutdown: CancellationToken) -> Result<ApiState> {
+        if config.storage.backend == "local" && config.storage.signing_secret.is_empty() {
+            return Err(crate::Error::Invalid(
+                "storage.signing_secret is empty: with the local store the API signs its upload \
+                 and download links with it; set it (OCTAVIA_STORAGE_SIGNING_SECRET) to at least \
+                 32 random characters, the same on every API process"
+                    .into(),
+            ));
+        }
         let storage =
             Storage::from_config(&config.storage)?.with_public_url(&config.api.public_url)?;
         let events = JobEvents::start(config.database.url.clone(), shutdown.clone());

@@ -46,9 +46,9 @@ async fn run(args: Args) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.api.listen)
         .await
         .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "octavia-api listening");
     let shutdown = CancellationToken::new();
     let state = ApiState::new(config, pool, shutdown.clone())?;
+    tracing::info!(address = %listener.local_addr()?, "octavia-api listening");
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let first = shutdown.clone();

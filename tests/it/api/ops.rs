@@ -201,6 +201,7 @@ async fn the_binary_serves_and_stops_gracefully_on_sigterm() {
                 "--set",
                 &format!("storage.local_dir={}", dir.path().display()),
             ])
+            .args(["--set", &format!("storage.signing_secret={SIGNING_SECRET}")])
             .env("DATABASE_URL", &db.url)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -233,7 +234,10 @@ async fn the_binary_serves_and_stops_gracefully_on_sigterm() {
         .get(format!("http://{address}/readyz"))
         .send()
         .await
-        .unwrap();
+        .unwrap_or_else(|e| {
+            let rest: Vec<String> = rx.try_iter().collect();
+            panic!("{e}; octavia-api said:\n{}", rest.join("\n"))
+        });
     assert_eq!(r.status(), StatusCode::OK);
 
     crate::support::signal(&child, libc::SIGTERM);
@@ -249,4 +253,16 @@ async fn the_binary_serves_and_stops_gracefully_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn the_api_refuses_to_start_without_a_signing_secret_for_the_local_store() {
+    let db = TestDb::new().await;
+    let (mut config, _dir) = config(&db);
+    config.storage.signing_secret = String::new();
+    let pool = octavia::db::pool(&config.database).unwrap();
+    let e = ApiState::new(config, pool, CancellationToken::new())
+        .err()
+        .expect("no secret, no API");
+    assert!(e.to_string().contains("storage.signing_secret"), "{e}");
 }
