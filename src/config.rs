@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
+mod api;
 mod pipeline;
 
+pub use api::{ApiConfig, PolarConfig, PricingConfig};
 pub use pipeline::PipelineConfig;
 
 /// Where a configuration value came from, for error messages.
@@ -63,6 +65,8 @@ pub struct Config {
     pub api: ApiConfig,
     pub engines: EnginesConfig,
     pub pipeline: PipelineConfig,
+    pub pricing: PricingConfig,
+    pub polar: PolarConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -155,26 +159,6 @@ impl Default for WorkerConfig {
             backoff_max_ms: 300_000,
             handler_timeout_seconds: 1800,
             shutdown_grace_seconds: 30,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ApiConfig {
-    pub listen: String,
-    pub public_url: String,
-    pub body_limit_bytes: u64,
-    pub request_timeout_seconds: u64,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".into(),
-            public_url: "http://127.0.0.1:8080".into(),
-            body_limit_bytes: 1 << 20,
-            request_timeout_seconds: 30,
         }
     }
 }
@@ -593,23 +577,11 @@ impl Config {
         }
         positive("worker.handler_timeout_seconds", w.handler_timeout_seconds)?;
 
-        let a = &self.api;
-        if a.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err((
-                "api.listen",
-                format!("`{}` is not an address such as 127.0.0.1:8080", a.listen),
-            ));
-        }
-        if !(a.public_url.starts_with("http://") || a.public_url.starts_with("https://")) {
-            return Err((
-                "api.public_url",
-                format!("`{}` is not an http(s) URL", a.public_url),
-            ));
-        }
-        positive("api.body_limit_bytes", a.body_limit_bytes)?;
-        positive("api.request_timeout_seconds", a.request_timeout_seconds)?;
+        self.api.validate()?;
         self.engines.validate()?;
         self.pipeline.validate()?;
+        self.pricing.validate()?;
+        self.polar.validate()?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! The library holds everything; the binaries in `src/bin/` parse flags, load the
 //! configuration and call into it. See README.md for the architecture.
 
+pub mod api;
 pub mod bench;
 pub mod chaos;
 pub mod config;

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the throwaway PostgreSQL and the migrated template
 //! are made once per `cargo test`.
 
+mod api;
 mod handlers;
 mod harness;
 mod pipeline;

@@ -181,6 +181,9 @@ async fn migrated_schema_has_the_seed_foreign_keys_enums_and_indexes() {
     let mut expected: Vec<(String, String, String, String, String)> = [
         ("credits_history", "job_id", "jobs", "id", "a"),
         ("credits_history", "user_id", "users", "id", "c"),
+        // V3: the API's idempotency keys go with their user and their job.
+        ("idempotency_keys", "job_id", "jobs", "id", "c"),
+        ("idempotency_keys", "user_id", "users", "id", "c"),
         ("job_segments", "job_id", "jobs", "id", "c"),
         ("jobs", "input_media_id", "media_files", "id", "a"),
         ("jobs", "output_media_id", "media_files", "id", "a"),

@@ -1,0 +1,2 @@
+-- Ends session $1 (sign-out): its token stops working at once.
+DELETE FROM sessions WHERE id = $1

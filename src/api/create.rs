@@ -1,0 +1,392 @@
+//! `POST /api/jobs`: pricing a job and creating it with its credit reservation, exactly
+//! once per Idempotency-Key.
+//!
+//! In one transaction: lock the user row (so the balance priced against cannot change and
+//! one user's creations run one at a time), claim the Idempotency-Key, refuse with 402 if
+//! the price exceeds the balance, then [`enqueue::insert`] debits the balance, writes the
+//! `job_reserve` ledger row, inserts the job `queued` and notifies the workers. A
+//! concurrent request with the same key waits on the user row, then fails to claim the key
+//! (a unique violation) and answers with the job the first one created: it charges
+//! nothing.
+
+use super::ApiState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ErrorBody, check_json};
+use super::jobs::{self, JobResponse};
+use super::{projects, uploads};
+use crate::handlers::{JOB_TYPES, noop::NoopOptions};
+use crate::pipeline::Language;
+use crate::queue::enqueue::{self, NewJob};
+use crate::{db, sql};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use deadpool_postgres::GenericClient;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio_postgres::error::SqlState;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A job to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewJobRequest {
+    /// One of `noop`, `video_translation`, `audio_translation`, `subtitles`,
+    /// `subtitle_translation`, `subtitle_to_audio`.
+    pub job_type: String,
+    /// A completed upload of the caller's; every type but `noop` needs one.
+    pub input_media_id: Option<Uuid>,
+    pub project_id: Option<Uuid>,
+    /// The job type's options, e.g. `{"source_language": "en", "target_language": "es"}`;
+    /// the translating types need `target_language`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub options: Value,
+}
+
+/// What kinds of input a job type takes; `None` for a type that takes no input.
+fn accepted_inputs(job_type: &str) -> Option<&'static [&'static str]> {
+    match job_type {
+        "noop" => None,
+        "video_translation" => Some(&["video"]),
+        "audio_translation" | "subtitles" => Some(&["audio", "video"]),
+        "subtitle_translation" | "subtitle_to_audio" => Some(&["subtitle"]),
+        _ => Some(&[]),
+    }
+}
+
+/// Job types whose output is in another language: they must be told which.
+const TRANSLATING: &[&str] = &[
+    "video_translation",
+    "audio_translation",
+    "subtitle_translation",
+];
+
+/// The price of a job: `rate` credits per started minute of input, at least one minute.
+pub fn price(rate: i64, input_ms: Option<u64>) -> i64 {
+    let minutes = input_ms.map_or(1, |ms| ms.div_ceil(60_000).max(1));
+    rate.saturating_mul(i64::try_from(minutes).unwrap_or(i64::MAX))
+}
+
+/// Milliseconds of input a job on `media` is priced by: the time its cues are shown for
+/// subtitles, the duration for audio and video.
+fn input_ms(media: &uploads::MediaRow) -> u64 {
+    if media.media_type.as_deref() == Some("subtitle")
+        && let Some(ms) = media.metadata["cues_ms"].as_u64()
+    {
+        return ms;
+    }
+    media
+        .duration_seconds
+        .map_or(0, |s| (s.max(0.0) * 1000.0).ceil() as u64)
+}
+
+/// Checks the options of `job_type`, as far as the API can tell without its handler.
+fn check_options(job_type: &str, options: &Value) -> Result<(), ApiError> {
+    if !options.is_object() {
+        return Err(ApiError::Invalid("options must be a JSON object".into()));
+    }
+    check_json("options", options)?;
+    if job_type == "noop" {
+        return NoopOptions::parse(options)
+            .map(|_| ())
+            .map_err(ApiError::Invalid);
+    }
+    for field in ["source_language", "target_language"] {
+        match &options[field] {
+            Value::Null => {}
+            Value::String(s) => {
+                s.parse::<Language>()
+                    .map_err(|e| ApiError::Invalid(format!("options.{field}: {e}")))?;
+            }
+            _ => {
+                return Err(ApiError::Invalid(format!(
+                    "options.{field} must be a language code such as \"en\""
+                )));
+            }
+        }
+    }
+    if TRANSLATING.contains(&job_type) && options["target_language"].is_null() {
+        return Err(ApiError::Invalid(format!(
+            "a {job_type} job needs options.target_language"
+        )));
+    }
+    Ok(())
+}
+
+/// `value` as text with object keys sorted at every level, so that two requests that mean
+/// the same hash the same whatever their key order or spacing.
+fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn request_hash(body: &NewJobRequest) -> Vec<u8> {
+    let mut text = String::new();
+    canonical(
+        &json!({
+            "job_type": body.job_type,
+            "input_media_id": body.input_media_id,
+            "project_id": body.project_id,
+            "options": body.options,
+        }),
+        &mut text,
+    );
+    Sha256::digest(text.as_bytes()).to_vec()
+}
+
+/// The Idempotency-Key header: 1 to 255 visible ASCII characters, if present.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
+        })?;
+    Ok(Some(key.to_string()))
+}
+
+/// The answer to a request whose key was used before: its job if the request is the same,
+/// 409 if not; `None` if the key is unused.
+async fn replay<C: GenericClient + Sync>(
+    state: &ApiState,
+    client: &C,
+    caller: &Caller,
+    key: &str,
+    hash: &[u8],
+) -> Result<Option<Response>, ApiError> {
+    let Some(row) = db::query_opt(client, sql::IDEMPOTENCY_KEY, &[&caller.user_id, &key]).await?
+    else {
+        return Ok(None);
+    };
+    if row.get::<_, &[u8]>(0) != hash {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let job: Uuid = row.get(1);
+    let view = jobs::view(state, client, job)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    let mut response = (StatusCode::OK, axum::Json(view)).into_response();
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(Some(response))
+}
+
+/// Create a job: prices it, reserves its credits and queues it, in one transaction.
+#[utoipa::path(
+    post,
+    path = "/api/jobs",
+    tag = "jobs",
+    request_body = NewJobRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Makes a retried request return the job the first one created, charging once")),
+    responses(
+        (status = 201, description = "Created and queued", body = JobResponse),
+        (status = 200, description = "Replay of an earlier request with the same Idempotency-Key", body = JobResponse),
+        (status = 400, description = "Malformed body or Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 402, description = "The price exceeds the balance (both in the error)", body = ErrorBody),
+        (status = 404, description = "No such project or media of the caller's", body = ErrorBody),
+        (status = 409, description = "Upload not completed, or Idempotency-Key used with another request", body = ErrorBody),
+        (status = 422, description = "Invalid job type, input or options", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_job(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<NewJobRequest>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    if !JOB_TYPES.contains(&body.job_type.as_str()) {
+        return Err(ApiError::Invalid(format!(
+            "`{}` is not a job type (one of {})",
+            body.job_type.escape_default(),
+            JOB_TYPES.join(", ")
+        )));
+    }
+    let options = if body.options.is_null() {
+        json!({})
+    } else {
+        body.options.clone()
+    };
+    check_options(&body.job_type, &options)?;
+    let hash = request_hash(&body);
+    let mut client = state.pool.get().await?;
+    if let Some(key) = &key
+        && let Some(response) = replay(&state, &client, &caller, key, &hash).await?
+    {
+        return Ok(response);
+    }
+
+    // What does not change under the transaction is checked before it, to hold the user
+    // row's lock as briefly as possible.
+    projects::check_owner(&client, &caller, body.project_id).await?;
+    let input = match (body.input_media_id, accepted_inputs(&body.job_type)) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(ApiError::Invalid(format!(
+                "a {} job needs input_media_id",
+                body.job_type
+            )));
+        }
+        (Some(id), accepted) => {
+            let media = uploads::load(&client, id)
+                .await?
+                .filter(|m| m.user_id == Some(caller.user_id))
+                .ok_or(ApiError::NotFound("media"))?;
+            if !media.is_uploaded() {
+                return Err(ApiError::Conflict(
+                    "the input's upload is not completed: POST /api/uploads/{id}/complete first"
+                        .into(),
+                ));
+            }
+            let kind = media.media_type.as_deref().unwrap_or_default();
+            if let Some(accepted) = accepted
+                && !accepted.contains(&kind)
+            {
+                return Err(ApiError::Invalid(format!(
+                    "a {} job takes {} input, not {kind}",
+                    body.job_type,
+                    accepted.join(" or ")
+                )));
+            }
+            Some(input_ms(&media))
+        }
+    };
+    let rate = state
+        .config
+        .pricing
+        .per_minute(&body.job_type)
+        .ok_or_else(|| ApiError::Internal(format!("no price for {}", body.job_type)))?;
+    let mut job = NewJob::new(&body.job_type, options);
+    job.user_id = Some(caller.user_id);
+    job.project_id = body.project_id;
+    job.input_media_id = body.input_media_id;
+    job.cost_credits = price(rate, input);
+    job.max_attempts = state.config.worker.max_attempts as i32;
+    let job_id = job.id;
+
+    let tx = client.transaction().await?;
+    let balance: i64 = db::query_opt(&tx, sql::LOCK_USER, &[&caller.user_id])
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the signed-in user no longer exists".into()))?
+        .get(0);
+    if let Some(key) = &key {
+        let claimed = db::execute(
+            &tx,
+            sql::INSERT_IDEMPOTENCY_KEY,
+            &[&caller.user_id, key, &hash, &job_id],
+        )
+        .await;
+        match claimed {
+            Ok(_) => {}
+            Err(e) if e.sql_state() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                // A concurrent request with this key committed first.
+                tx.rollback().await?;
+                return replay(&state, &client, &caller, key, &hash)
+                    .await?
+                    .ok_or_else(|| ApiError::Internal("a claimed key has no row".into()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if job.cost_credits > balance {
+        return Err(ApiError::InsufficientCredits {
+            price: job.cost_credits,
+            balance,
+        });
+    }
+    let job_type = job.job_type.clone();
+    enqueue::insert(&tx, &[job]).await?;
+    tx.commit().await?;
+    metrics::counter!("octavia_jobs_created_total", "job_type" => job_type).increment(1);
+    tracing::info!(job.id = %job_id, user.id = %caller.user_id, "job created");
+
+    let view = jobs::view(&state, &client, job_id)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    let mut response = (StatusCode::CREATED, axum::Json(view)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/jobs/{job_id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_count_started_minutes() {
+        assert_eq!(price(10, None), 10, "no input: one minute");
+        assert_eq!(price(10, Some(0)), 10, "at least one minute");
+        assert_eq!(price(10, Some(60_000)), 10);
+        assert_eq!(price(10, Some(60_001)), 20);
+        assert_eq!(price(3, Some(30 * 60_000 + 1)), 93);
+        assert_eq!(price(0, Some(1 << 40)), 0);
+        assert_eq!(price(i64::MAX, Some(120_000)), i64::MAX, "saturates");
+    }
+
+    #[test]
+    fn equal_requests_hash_equally_whatever_the_key_order() {
+        let a: NewJobRequest =
+            serde_json::from_str(r#"{"job_type":"noop","options":{"segments":2,"fail_rate":0.5}}"#)
+                .unwrap();
+        let b: NewJobRequest = serde_json::from_str(
+            r#"{ "options": {"fail_rate":0.5, "segments":2}, "job_type":"noop" }"#,
+        )
+        .unwrap();
+        let c: NewJobRequest =
+            serde_json::from_str(r#"{"job_type":"noop","options":{"segments":3}}"#).unwrap();
+        assert_eq!(request_hash(&a), request_hash(&b));
+        assert_ne!(request_hash(&a), request_hash(&c));
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let ok = json!({"source_language": "en", "target_language": "es"});
+        assert!(check_options("video_translation", &ok).is_ok());
+        assert!(check_options("subtitles", &json!({})).is_ok());
+        assert!(check_options("subtitle_translation", &json!({})).is_err());
+        assert!(check_options("audio_translation", &json!({"target_language": "tlh"})).is_err());
+        assert!(check_options("audio_translation", &json!({"target_language": 3})).is_err());
+        assert!(check_options("noop", &json!({"segments": "many"})).is_err());
+        assert!(check_options("noop", &json!([1])).is_err());
+        assert!(check_options("noop", &json!({"segments": 2})).is_ok());
+        assert!(check_options("subtitles", &json!({"x": "a\u{0}b"})).is_err());
+    }
+}

@@ -1,0 +1,268 @@
+//! Live job progress: `GET /api/jobs/{id}/events`, a Server-Sent Events stream of a job's
+//! status and progress as they change, ending at a terminal status.
+//!
+//! A trigger on `jobs` (migration V3) notifies `octavia_job_events` with the job's id
+//! whenever its status or progress changes. Each API process holds one LISTEN connection
+//! ([`JobEvents`]), reconnecting with backoff, and fans the ids out to its streams over a
+//! broadcast channel; a stream re-reads its job's row on each of its notifications and
+//! sends what changed. A stream subscribes before it reads the job the first time, so a
+//! change between the two is not missed. Notifications are lost while the connection is
+//! down (every stream re-reads at each reconnect) or when a slow stream lags behind the
+//! channel (it re-reads then too), and every stream also re-reads every few seconds, so a
+//! lost notification delays an update, never loses it.
+
+use super::ApiState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiPath, ErrorBody};
+use super::jobs::{self, is_terminal};
+use crate::{db, sql};
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// LISTEN is a utility statement (it cannot be prepared, so it is not in `sql/`); the
+/// channel is the one migration V3's trigger notifies.
+const LISTEN: &str = "LISTEN octavia_job_events";
+
+/// Notifications buffered per stream before it lags (and then re-reads).
+const BUFFER: usize = 1024;
+
+/// Every stream re-reads its job this often even without a notification.
+const POLL: Duration = Duration::from_secs(5);
+
+/// What the listener tells the streams.
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    /// This job's status or progress changed.
+    Job(Uuid),
+    /// Notifications may have been lost (the listener reconnected): everyone re-reads.
+    Resync,
+}
+
+/// The API process's LISTEN connection and the streams' broadcast channel.
+#[derive(Clone)]
+pub struct JobEvents {
+    sender: broadcast::Sender<Signal>,
+    connected: Arc<AtomicBool>,
+}
+
+impl JobEvents {
+    /// Listens on `url` until `stop` is cancelled.
+    pub fn start(url: String, stop: CancellationToken) -> JobEvents {
+        let (sender, _) = broadcast::channel(BUFFER);
+        let connected = Arc::new(AtomicBool::new(false));
+        let events = JobEvents {
+            sender: sender.clone(),
+            connected: connected.clone(),
+        };
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    outcome = listen_once(&url, &sender, &connected) => {
+                        connected.store(false, Ordering::SeqCst);
+                        match outcome {
+                            Ok(()) => backoff = Duration::from_millis(100),
+                            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "job events LISTEN failed"),
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        });
+        events
+    }
+
+    /// Whether the LISTEN is in place right now.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Signal> {
+        self.sender.subscribe()
+    }
+}
+
+/// Connects, LISTENs and forwards notifications until the connection ends; Ok means it
+/// was connected and then lost.
+async fn listen_once(
+    url: &str,
+    sender: &broadcast::Sender<Signal>,
+    connected: &AtomicBool,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if let Ok(id) = n.payload().parse::<Uuid>()
+                        && tx.send(id).is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    client.batch_execute(LISTEN).await?;
+    connected.store(true, Ordering::SeqCst);
+    // Whatever changed while nobody listened: every stream looks again. (No receiver is
+    // not an error: there may be no stream open.)
+    let _ = sender.send(Signal::Resync);
+    while let Some(id) = rx.recv().await {
+        let _ = sender.send(Signal::Job(id));
+    }
+    drop(client);
+    if let Ok(Err(e)) = driver.await {
+        tracing::warn!(error = %e, "job events LISTEN connection lost");
+    }
+    Ok(())
+}
+
+/// One event of a job's stream (SSE event name `job`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct JobEvent {
+    pub id: Uuid,
+    pub status: String,
+    pub progress: i32,
+    pub segments_done: i32,
+    pub segments_total: i32,
+    pub error: Option<String>,
+}
+
+async fn read(state: &ApiState, id: Uuid) -> Result<Option<JobEvent>, ApiError> {
+    let client = state.pool.get().await?;
+    Ok(db::query_opt(&client, sql::JOB_PROGRESS, &[&id])
+        .await?
+        .map(|r| JobEvent {
+            id,
+            status: r.get(0),
+            progress: r.get::<_, Option<i32>>(1).unwrap_or(0),
+            segments_done: r.get(2),
+            segments_total: r.get(3),
+            error: r.get(4),
+        }))
+}
+
+/// A stream's state between events.
+struct Follow {
+    state: ApiState,
+    id: Uuid,
+    signals: broadcast::Receiver<Signal>,
+    poll: tokio::time::Interval,
+    last: Option<JobEvent>,
+    /// The first read, sent before waiting for anything.
+    first: Option<JobEvent>,
+    done: bool,
+}
+
+impl Follow {
+    /// The next event worth sending, or `None` when the stream is over.
+    async fn next(&mut self) -> Option<JobEvent> {
+        if self.done {
+            return None;
+        }
+        if let Some(first) = self.first.take() {
+            return Some(self.sent(first));
+        }
+        loop {
+            tokio::select! {
+                _ = self.state.shutdown.cancelled() => return None,
+                signal = self.signals.recv() => match signal {
+                    Ok(Signal::Job(id)) if id != self.id => continue,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = self.poll.tick() => {}
+            }
+            match read(&self.state, self.id).await {
+                Ok(Some(event)) if self.last.as_ref() != Some(&event) => {
+                    return Some(self.sent(event));
+                }
+                Ok(Some(_)) => {}
+                // Deleted under the stream: nothing more will happen to it.
+                Ok(None) => return None,
+                // The database is away; the poll tries again.
+                Err(e) => tracing::debug!(error = %e, job.id = %self.id, "cannot re-read job"),
+            }
+        }
+    }
+
+    fn sent(&mut self, event: JobEvent) -> JobEvent {
+        self.done = is_terminal(&event.status);
+        self.last = Some(event.clone());
+        event
+    }
+}
+
+/// Live status and progress of a job as Server-Sent Events named `job`, each with a
+/// [`JobEvent`] as JSON data: the current state first, then every change, ending after a
+/// terminal status (completed, failed, cancelled).
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}/events",
+    tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "An event stream of `job` events (JobEvent JSON)",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such job of the caller's", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn job_events(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Armed before the first read, so no change falls between the two.
+    let signals = state.events.subscribe();
+    {
+        let client = state.pool.get().await?;
+        jobs::visible(&client, &caller, id, false).await?;
+    }
+    let first = read(&state, id).await?.ok_or(ApiError::NotFound("job"))?;
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll.reset();
+    let follow = Follow {
+        state,
+        id,
+        signals,
+        poll,
+        last: None,
+        first: Some(first),
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(follow, |mut follow| async move {
+        let event = follow.next().await?;
+        let sse = Event::default()
+            .event("job")
+            .json_data(&event)
+            .unwrap_or_else(|_| Event::default().event("job"));
+        Some((Ok(sse), follow))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

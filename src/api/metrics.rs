@@ -1,0 +1,75 @@
+//! Prometheus metrics: requests by route, method and status, their latency, and jobs
+//! created by type, rendered at `GET /metrics`.
+//!
+//! The `metrics` macros record into one global recorder per process, installed by the
+//! first API started in it (tests start several; they share it).
+
+use super::ApiState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Latency buckets in seconds: from a cached read to a slow upload completion.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The process's recorder handle, installing the recorder on first use. If another
+/// recorder was installed first, metrics go there and this one renders nothing.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .expect("the latency buckets are not empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed: /metrics stays empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Counts and times every request under its route's pattern (never the raw path, whose
+/// ids would make a new series per job).
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("octavia_http_requests_total",
+        "route" => route.clone(), "method" => method.clone(), "status" => status)
+    .increment(1);
+    metrics::histogram!("octavia_http_request_duration_seconds",
+        "route" => route, "method" => method)
+    .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)),
+    security(())
+)]
+pub async fn render(State(state): State<ApiState>) -> impl IntoResponse {
+    state.metrics.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

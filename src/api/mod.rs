@@ -1,0 +1,219 @@
+//! The HTTP API (`octavia-api`): a thin layer that authenticates, reserves credits, inserts
+//! rows, signs storage URLs and reports. It never touches media bytes itself, except
+//! through the local store's signed routes, which stand in for S3's presigned URLs.
+//!
+//! One module per concept: [`auth`] (bearer tokens), `sessions`, `projects`, `uploads`
+//! (and media), `jobs` and `create` (job creation with its credits and idempotency),
+//! `events` (live progress over SSE), `me`, `webhooks` (Polar payments),
+//! `inspect` (what an upload is), `storage_routes` (the local store's signed links), `health`, `metrics`, `openapi`; and
+//! [`error`], the one error type every route answers with.
+//!
+//! [`router`] builds the whole application from the handlers' `#[utoipa::path]`
+//! annotations, so the OpenAPI document at `/api/openapi.json` lists exactly the routes
+//! that are served.
+
+pub mod auth;
+mod create;
+pub mod error;
+mod events;
+mod health;
+mod inspect;
+mod jobs;
+mod me;
+mod metrics;
+mod openapi;
+mod projects;
+mod sessions;
+mod storage_routes;
+mod uploads;
+mod webhooks;
+
+pub use auth::Caller;
+pub use error::ApiError;
+pub use events::JobEvents;
+pub use openapi::document;
+
+use crate::Config;
+use crate::error::Result;
+use crate::storage::Storage;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use deadpool_postgres::Pool;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// What every handler shares. Cloning is cheap: every field is a handle.
+#[derive(Clone)]
+pub struct ApiState {
+    pub pool: Pool,
+    pub storage: Storage,
+    pub config: Arc<Config>,
+    pub events: JobEvents,
+    pub metrics: PrometheusHandle,
+    /// Cancelled when the server shuts down: ends live event streams, which would
+    /// otherwise keep a graceful shutdown waiting forever.
+    pub shutdown: CancellationToken,
+}
+
+impl ApiState {
+    /// Opens the object store and starts listening for job events (until `shutdown`).
+    /// With the local store, `storage.signing_secret` must be set: every upload and
+    /// download link the API hands out is signed with it, so starting without one would
+    /// only fail later, request by request.
+    pub fn new(config: Config, pool: Pool, shutdown: CancellationToken) -> Result<ApiState> {
+        if config.storage.backend == "local" && config.storage.signing_secret.is_empty() {
+            return Err(crate::Error::Invalid(
+                "storage.signing_secret is empty: with the local store the API signs its upload \
+                 and download links with it; set it (OCTAVIA_STORAGE_SIGNING_SECRET) to at least \
+                 32 random characters, the same on every API process"
+                    .into(),
+            ));
+        }
+        let storage =
+            Storage::from_config(&config.storage)?.with_public_url(&config.api.public_url)?;
+        let events = JobEvents::start(config.database.url.clone(), shutdown.clone());
+        Ok(ApiState {
+            pool,
+            storage,
+            config: Arc::new(config),
+            events,
+            metrics: metrics::handle(),
+            shutdown,
+        })
+    }
+}
+
+/// Every route with its documentation. Routes under the request timeout and body limit are
+/// separate from the local store's upload route, whose body is a whole media file that
+/// takes as long as it takes.
+fn routes(config: &Config) -> OpenApiRouter<ApiState> {
+    let body_limit = config.api.body_limit_bytes as usize;
+    let timeout = Duration::from_secs(config.api.request_timeout_seconds);
+    let limited = OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(sessions::create))
+        .routes(routes!(sessions::delete_current))
+        .routes(routes!(projects::create, projects::list))
+        .routes(routes!(uploads::create))
+        .routes(routes!(uploads::complete))
+        .routes(routes!(uploads::media))
+        .routes(routes!(create::create_job, jobs::list))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(events::job_events))
+        .routes(routes!(me::me))
+        .routes(routes!(webhooks::polar))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::render))
+        .routes(routes!(openapi::serve))
+        // An event stream's response starts at once, so the timeout never cuts it.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        // Refuses a declared Content-Length over the limit before reading anything; the
+        // extractors enforce the same limit on bodies without one.
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(DefaultBodyLimit::max(body_limit));
+    limited.merge(storage_routes::routes())
+}
+
+/// The application: every route, the OpenAPI document, and the layers every request
+/// passes (request id, tracing, metrics, panics and errors as JSON).
+pub fn router(state: ApiState) -> Router {
+    let (app, doc) = routes(&state.config).split_for_parts();
+    let doc = Arc::new(doc);
+    app.fallback(|| async { ApiError::NotFound("route") })
+        .layer(axum::Extension(doc))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            error::error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; the request id identifies it in the server's logs",
+            )
+        }))
+        .layer(middleware::from_fn(normalize_errors))
+        .layer(middleware::from_fn(metrics::track))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` is cancelled, then finishes the
+/// requests in flight (event streams end at once) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let streams = state.shutdown.clone();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        signal.cancelled().await;
+        streams.cancel();
+    });
+    let app = router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+}
+
+/// Gives error responses that did not come from an [`ApiError`] (axum's 405, the timeout's
+/// 408, the body limit's 413) the same JSON body, keeping their headers (such as `Allow`).
+async fn normalize_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "this route does not take that method",
+        StatusCode::REQUEST_TIMEOUT => "the request took longer than api.request_timeout_seconds",
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than api.body_limit_bytes",
+        other => other.canonical_reason().unwrap_or("error"),
+    };
+    let (mut parts, _) = response.into_parts();
+    let replacement = error::error_response(status, error::code_of(status), message);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, replacement.into_body())
+}

@@ -1,0 +1,185 @@
+//! The local store's signed links: `GET` and `PUT /api/storage/{key}?expires=&sig=`. A
+//! local directory cannot presign URLs as S3 does, so the API hands out links to these
+//! routes, signed with `storage.signing_secret` (see [`crate::storage`]), and serves them:
+//! no bearer token, the signature is the authorization, for that method, key and expiry
+//! only. With the S3 store these routes do not exist (404).
+//!
+//! Uploads stream through to the store without being held in memory, and are exempt from
+//! the request timeout and body limit of the other routes; `api.max_upload_bytes` bounds
+//! them instead.
+
+use super::ApiState;
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use crate::storage::{Method, SignatureError};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+
+/// The signature of a link.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LinkQuery {
+    /// Unix seconds after which the link is refused.
+    pub expires: Option<String>,
+    /// Hex HMAC-SHA256 over method, key and expiry.
+    pub sig: Option<String>,
+}
+
+/// A stored upload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stored {
+    pub key: String,
+    pub size_bytes: u64,
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(download, upload))]
+struct StorageDoc;
+
+/// The routes, documented under `/api/storage/{key}` (OpenAPI has no notation for a path
+/// parameter spanning several segments; the key's slashes are part of it).
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(StorageDoc::openapi())
+        .route("/api/storage/{*key}", get(download).put(upload))
+}
+
+/// Checks a link's signature for `method` on `key`.
+fn check(state: &ApiState, method: Method, key: &str, query: &LinkQuery) -> Result<(), ApiError> {
+    let invalid = || ApiError::Forbidden(SignatureError::Invalid.to_string());
+    let (Some(expires), Some(sig)) = (&query.expires, &query.sig) else {
+        return Err(ApiError::Forbidden(
+            "the link has no signature (expires and sig)".into(),
+        ));
+    };
+    let expires: u64 = expires.parse().map_err(|_| invalid())?;
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    state
+        .storage
+        .verify_local_signature(&method, key, expires, sig, now)
+        .map_err(|e| match e {
+            SignatureError::NotLocal => ApiError::NotFound("route"),
+            SignatureError::Expired => ApiError::Forbidden(e.to_string()),
+            // No secret: no link was ever handed out, so none can be valid.
+            SignatureError::Invalid | SignatureError::NoSecret => invalid(),
+        })
+}
+
+/// Download an object of the local store through a signed link.
+#[utoipa::path(
+    get,
+    path = "/api/storage/{key}",
+    tag = "storage",
+    params(("key" = String, Path, description = "The object's key, slashes included"), LinkQuery),
+    responses(
+        (status = 200, description = "The object's bytes", content_type = "application/octet-stream", body = String),
+        (status = 400, description = "Malformed parameters", body = ErrorBody),
+        (status = 403, description = "Missing, altered or expired signature", body = ErrorBody),
+        (status = 404, description = "No such object, or not the local store", body = ErrorBody),
+    ),
+    security(())
+)]
+pub async fn download(
+    State(state): State<ApiState>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(query): ApiQuery<LinkQuery>,
+) -> Result<Response, ApiError> {
+    check(&state, Method::GET, &key, &query)?;
+    let (info, chunks) = state.storage.get_stream(&key).await.map_err(|e| match e {
+        crate::Error::NotFound { .. } => ApiError::NotFound("object"),
+        e => e.into(),
+    })?;
+    let mut response = Body::from_stream(chunks).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(super::uploads::guess_mimetype(&key)),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+    Ok(response)
+}
+
+/// Why a streamed upload stopped early.
+const BODY_OK: u8 = 0;
+const BODY_TOO_LARGE: u8 = 1;
+const BODY_BROKEN: u8 = 2;
+
+/// Upload an object to the local store through a signed link: the body is the file.
+#[utoipa::path(
+    put,
+    path = "/api/storage/{key}",
+    tag = "storage",
+    params(("key" = String, Path, description = "The object's key, slashes included"), LinkQuery),
+    request_body(content = String, content_type = "application/octet-stream", description = "The file's bytes"),
+    responses(
+        (status = 200, description = "Stored", body = Stored),
+        (status = 400, description = "Malformed parameters, or the body broke off", body = ErrorBody),
+        (status = 403, description = "Missing, altered or expired signature", body = ErrorBody),
+        (status = 404, description = "Not the local store", body = ErrorBody),
+        (status = 413, description = "Larger than api.max_upload_bytes", body = ErrorBody),
+    ),
+    security(())
+)]
+pub async fn upload(
+    State(state): State<ApiState>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(query): ApiQuery<LinkQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Stored>, ApiError> {
+    check(&state, Method::PUT, &key, &query)?;
+    let max = state.config.api.max_upload_bytes;
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "an upload may have at most {max} bytes (api.max_upload_bytes)"
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    // The store sees only an I/O error when the stream fails; this says which it was.
+    let why = Arc::new(AtomicU8::new(BODY_OK));
+    let flag = why.clone();
+    let mut seen = 0u64;
+    let chunks = body
+        .into_data_stream()
+        .map_err({
+            let flag = flag.clone();
+            move |e| {
+                flag.store(BODY_BROKEN, Ordering::SeqCst);
+                std::io::Error::other(e)
+            }
+        })
+        .map(move |chunk: Result<Bytes, std::io::Error>| {
+            let chunk = chunk?;
+            seen += chunk.len() as u64;
+            if seen > max {
+                flag.store(BODY_TOO_LARGE, Ordering::SeqCst);
+                return Err(std::io::Error::other("upload too large"));
+            }
+            Ok(chunk)
+        });
+    match state.storage.put_stream(&key, chunks).await {
+        Ok(size) => Ok(axum::Json(Stored {
+            key,
+            size_bytes: size,
+        })),
+        Err(e) => Err(match why.load(Ordering::SeqCst) {
+            BODY_TOO_LARGE => too_large(),
+            BODY_BROKEN => ApiError::BadRequest("the request body broke off".into()),
+            _ => e.into(),
+        }),
+    }
+}

@@ -1,0 +1,76 @@
+//! Bad input to every route: schemathesis (PyPI) generates requests from
+//! `/api/openapi.json`, valid and invalid, sent with a valid token. No answer may be a
+//! server error, and every answer must match the schema the document gives it.
+
+use super::*;
+use std::process::Stdio;
+
+const INSTALL: &str = "python3 -m pip install schemathesis";
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
+    let db = TestDb::new().await;
+    let (mut config, _dir) = config(&db);
+    config.pricing.noop = 1;
+    config.polar.webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into();
+    let api = TestApi::start(config).await;
+    let (_, token) = signed_in(&api, &db, "user", 1000).await;
+    let report = tempfile::tempdir().unwrap();
+
+    // Through python3 rather than the `schemathesis` script, which pip may put off PATH.
+    let run = tokio::process::Command::new("python3")
+        .args(["-m", "schemathesis.cli", "run"])
+        .arg(format!("{}/api/openapi.json", api.url))
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args([
+            "--checks",
+            "not_a_server_error,response_schema_conformance,content_type_conformance",
+        ])
+        // Signing out would leave the rest of the run without a valid token.
+        .args(["--exclude-path", "/api/sessions/current"])
+        // Bounded: a fixed seed and sample size keep the run reproducible and short.
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", "40", "--seed", "7", "--workers", "2"])
+        .args(["--request-timeout", "30"])
+        .args(["--generation-database", "none"])
+        .arg("--no-color")
+        .arg("--report-dir")
+        .arg(report.path())
+        .env("SCHEMATHESIS_HOOKS", "")
+        // Whatever it writes (reports, hypothesis' cache) stays out of the repository.
+        .current_dir(report.path())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(540), run)
+        .await
+        .expect("schemathesis finishes within 9 minutes")
+        .unwrap_or_else(|e| {
+            panic!("python3 is needed to run schemathesis ({e}); then `{INSTALL}` (bin/deps does)")
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("No module named"),
+        "schemathesis is not installed; install it with `{INSTALL}` (bin/deps does)"
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It really exercised the API: hundreds of requests, every operation selected tested.
+    let generated: u64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_suffix(" passed")?.split_once(" generated, "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no test case count in:\n{stdout}"));
+    assert!(generated >= 300, "only {generated} requests:\n{stdout}");
+    let tested = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Tested: "));
+    let selected = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Selected: "))
+        .and_then(|s| s.split('/').next());
+    assert!(tested.is_some() && tested == selected, "{stdout}");
+}
