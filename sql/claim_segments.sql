@@ -6,7 +6,7 @@
 --    however many segments each job has. It is evaluated lazily, so it stops as soon as
 --    `eligible` has its rows.
 -- 2. eligible keeps up to $2 of those jobs that may run segments now (running, at the
---    segments step, not being cancelled, of a wanted type). LATERAL keeps this a nested
+--    segments step, not being cancelled, of a wanted type). LATERAL with LIMIT 1 keeps this a nested
 --    loop, so the walk is pulled one job at a time.
 -- 3. Each eligible job gets an equal share of the batch: $2 divided by the number of jobs
 --    of the most urgent priority present. Jobs are visited in (priority, job_id) order and
@@ -44,6 +44,9 @@ WITH RECURSIVE ready_jobs AS (
           AND j.step = 'segments'
           AND j.cancel_requested_at IS NULL
           AND ($3::text[] IS NULL OR j.job_type = ANY($3::text[]))
+        -- LIMIT keeps the planner from flattening this into a join it could reorder,
+        -- which would walk every ready job before taking any.
+        LIMIT 1
     ) j
     LIMIT $2
 ), share AS (

@@ -293,19 +293,33 @@ pub struct ScratchDatabase {
     pub cluster: Option<Cluster>,
 }
 
+/// The server scratch databases go on, started once per process.
+fn scratch_server() -> Result<&'static (String, Option<Cluster>)> {
+    static SERVER: std::sync::OnceLock<(String, Option<Cluster>)> = std::sync::OnceLock::new();
+    if let Some(server) = SERVER.get() {
+        return Ok(server);
+    }
+    let server = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => (with_database(&url, "postgres")?, None),
+        _ => {
+            let dir =
+                Path::new("target/octavia-pg").join(format!("scratch-{}", std::process::id()));
+            let cluster = Cluster::start(&dir, Durability::Durable)?;
+            cluster.remove_at_exit()?;
+            (cluster.url("postgres"), Some(cluster))
+        }
+    };
+    Ok(SERVER.get_or_init(|| server))
+}
+
 impl ScratchDatabase {
+    /// A new, migrated database named after `prefix`; every scratch database of this
+    /// process is on the same server.
     pub async fn create(prefix: &str) -> Result<ScratchDatabase> {
-        let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.is_empty() => (with_database(&url, "postgres")?, None),
-            _ => {
-                let dir =
-                    Path::new("target/octavia-pg").join(format!("{prefix}-{}", std::process::id()));
-                let cluster = Cluster::start(&dir, Durability::Durable)?;
-                cluster.remove_at_exit()?;
-                (cluster.url("postgres"), Some(cluster))
-            }
-        };
-        let name = format!("octavia_{prefix}_{}", std::process::id());
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let (admin_url, cluster) = scratch_server()?.clone();
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("octavia_{prefix}_{}_{n}", std::process::id());
         drop_database(&admin_url, &name).await?;
         create_database(&admin_url, &name, None).await?;
         let url = with_database(&admin_url, &name)?;

@@ -13,6 +13,11 @@ macro_rules! statements {
 }
 
 statements! {
+    BENCH_CEILING_JOB => "bench_ceiling_job.sql",
+    BENCH_CEILING_SEGMENTS => "bench_ceiling_segments.sql",
+    BENCH_COMPLETED_SEGMENTS => "bench_completed_segments.sql",
+    BENCH_FILL_JOBS => "bench_fill_jobs.sql",
+    BENCH_FILL_SEGMENTS => "bench_fill_segments.sql",
     BENCH_PICKUP => "bench_pickup.sql",
     CANCEL_PENDING_SEGMENTS => "cancel_pending_segments.sql",
     CLAIM_JOB_STEPS => "claim_job_steps.sql",

@@ -331,36 +331,60 @@ async fn claim_once(
     Ok((claimed, step_count))
 }
 
-/// Most batches being written at once: while one is written the next accumulates, and a
-/// few in parallel keep the database's group commit busy.
-const FLUSHES_IN_FLIGHT: usize = 4;
+/// How long the completer waits for more outcomes before writing a batch.
+const FLUSH_AFTER: Duration = Duration::from_millis(2);
 
-/// Records successful attempts in batches: whatever has arrived by the time a writer is
-/// free goes into its statements.
+/// Records successful attempts in batches, flushed by count (`worker.claim_batch`) or
+/// after [`FLUSH_AFTER`], whichever comes first. Each kind (segments, plans, finalizes)
+/// has one writer: batches of one kind are written one after another, because two
+/// segment batches written at once would mostly wait for each other on the same job rows
+/// (each completion adds to its job's counter), and each kind's next batch grows while the
+/// previous one commits.
 async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>) {
+    let capacity = 2 * shared.config.worker.concurrency as usize;
+    let (segments_tx, segments_rx) = mpsc::channel(capacity);
+    let (plans_tx, plans_rx) = mpsc::channel(capacity);
+    let (finals_tx, finals_rx) = mpsc::channel(capacity);
+    let writers = [
+        tokio::spawn(write_batches(shared.clone(), segments_rx)),
+        tokio::spawn(write_batches(shared.clone(), plans_rx)),
+        tokio::spawn(write_batches(shared.clone(), finals_rx)),
+    ];
+    while let Some(c) = rx.recv().await {
+        let to = match c {
+            Completion::Segment { .. } => &segments_tx,
+            Completion::Plan { .. } => &plans_tx,
+            Completion::Finalize { .. } => &finals_tx,
+        };
+        if to.send(c).await.is_err() {
+            break;
+        }
+    }
+    drop((segments_tx, plans_tx, finals_tx));
+    for w in writers {
+        let _ = w.await;
+    }
+}
+
+/// One kind's writer: gathers a batch, writes it, and gives the attempts' leases up.
+async fn write_batches(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>) {
     let max = shared.config.worker.claim_batch as usize;
-    let writers = Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT));
-    let flushes = TaskTracker::new();
     while let Some(first) = rx.recv().await {
-        let writer = writers.clone().acquire_owned().await.expect("never closed");
+        // Each statement costs a commit (a WAL flush): gather what arrives within
+        // FLUSH_AFTER, up to a batch, rather than write a handful of rows each time.
         let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + FLUSH_AFTER;
         while batch.len() < max {
-            match rx.try_recv() {
-                Ok(more) => batch.push(more),
-                Err(_) => break,
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(more)) => batch.push(more),
+                _ => break,
             }
         }
-        let shared = shared.clone();
-        flushes.spawn(async move {
-            flush(&shared, &batch).await;
-            for c in &batch {
-                shared.inflight.remove(&c.key());
-            }
-            drop(writer);
-        });
+        flush(&shared, &batch).await;
+        for c in &batch {
+            shared.inflight.remove(&c.key());
+        }
     }
-    flushes.close();
-    flushes.wait().await;
 }
 
 /// Writes one batch, retrying until it is written or the leases would have expired (the

@@ -1,0 +1,224 @@
+//! The measurements: worker processes over noop jobs, pickup latency, enqueue speed.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::queue::enqueue::{self, NewJob};
+use crate::sql;
+use deadpool_postgres::{Object, Pool};
+use serde::Serialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `octavia-worker` processes of a measurement, stopped (SIGTERM) when dropped.
+pub struct WorkerSet(Vec<Child>);
+
+impl WorkerSet {
+    pub fn start(url: &str, workers: u32, concurrency: u32, extra: &[&str]) -> Result<WorkerSet> {
+        let exe = sibling("octavia-worker")?;
+        let mut children = Vec::new();
+        for i in 0..workers {
+            let child = Command::new(&exe)
+                .args(["--no-migrate", "--concurrency", &concurrency.to_string()])
+                .args(["--worker-id", &format!("bench-{i}")])
+                .args(["--set", "worker.poll_interval_ms=200"])
+                .args(extra)
+                .env("DATABASE_URL", url)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .spawn()?;
+            children.push(child);
+        }
+        Ok(WorkerSet(children))
+    }
+
+    /// Peak resident set of the largest process, from /proc (VmHWM).
+    pub fn peak_rss_mb(&self) -> f64 {
+        self.0
+            .iter()
+            .filter_map(|c| std::fs::read_to_string(format!("/proc/{}/status", c.id())).ok())
+            .filter_map(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .fold(0.0, f64::max)
+            / 1024.0
+    }
+}
+
+impl Drop for WorkerSet {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            // SAFETY: kill(2) on a child we spawned and have not reaped.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        }
+        for c in &mut self.0 {
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A binary built beside this one.
+pub(super) fn sibling(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?.with_file_name(name);
+    if !exe.exists() {
+        return Err(Error::Invalid(format!(
+            "{} not found: build it with `cargo build --release --bins`",
+            exe.display()
+        )));
+    }
+    Ok(exe)
+}
+
+pub(super) fn pool(url: &str) -> Result<Pool> {
+    let mut config = Config::default();
+    config.database.url = url.to_string();
+    config.database.pool_size = 4;
+    crate::db::pool(&config.database)
+}
+
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Inserts `count` noop jobs of `segments` segments each, in chunks of 10,000 per
+/// statement. Returns the seconds it took.
+pub(super) async fn enqueue_noop(client: &mut Object, count: u32, segments: u32) -> Result<f64> {
+    let options = json!({ "segments": segments, "segment_ms": 0 });
+    let started = Instant::now();
+    let mut left = count as usize;
+    while left > 0 {
+        let n = left.min(10_000);
+        let jobs: Vec<NewJob> = (0..n)
+            .map(|_| NewJob::new("noop", options.clone()))
+            .collect();
+        let tx = client.transaction().await?;
+        enqueue::insert(&tx, &jobs).await?;
+        tx.commit().await?;
+        left -= n;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+async fn unfinished(client: &Object, not_completed: bool) -> Result<i64> {
+    Ok(
+        crate::db::query(client, sql::COUNT_UNFINISHED_JOBS, &[&not_completed])
+            .await?
+            .first()
+            .map(|r| r.get(0))
+            .unwrap_or(0),
+    )
+}
+
+/// Pickup latency on idle workers: one job at a time, each waited for, measured from its
+/// insert to the claim of its first step (both instants on the database clock).
+/// Returns (p50, p99) in milliseconds.
+pub async fn pickup_latency(url: &str, samples: u32) -> Result<(f64, f64)> {
+    let pool = pool(url)?;
+    let mut client = pool.get().await?;
+    let workers = WorkerSet::start(url, 1, 64, &[])?;
+    // Let the worker connect, LISTEN and go idle.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut latencies = Vec::new();
+    for _ in 0..samples {
+        let job = NewJob::new("noop", json!({ "segments": 1 }));
+        let tx = client.transaction().await?;
+        enqueue::insert(&tx, std::slice::from_ref(&job)).await?;
+        tx.commit().await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let row = crate::db::query_opt(&client, sql::BENCH_PICKUP, &[&job.id])
+                .await?
+                .ok_or_else(|| Error::Invalid("benchmark job vanished".into()))?;
+            if row.get::<_, &str>(0) == "completed" {
+                latencies.push(row.get::<_, f64>(1));
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Invalid(
+                    "a latency sample did not complete in 30 s".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    drop(workers);
+    latencies.sort_by(f64::total_cmp);
+    Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
+}
+
+/// One throughput run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub enqueue_seconds: f64,
+    pub run_seconds: f64,
+    pub segments_per_second: f64,
+    pub jobs_per_second: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// Inserts the jobs, then starts the workers and times them until every job ended.
+pub async fn throughput(
+    url: &str,
+    jobs: u32,
+    segments: u32,
+    concurrency: u32,
+    workers: u32,
+) -> Result<Throughput> {
+    let pool = pool(url)?;
+    let mut client = pool.get().await?;
+    let enqueue_seconds = enqueue_noop(&mut client, jobs, segments).await?;
+    client.batch_execute("VACUUM ANALYZE").await?;
+    let started = Instant::now();
+    let set = WorkerSet::start(url, workers, concurrency, &[])?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if unfinished(&client, false).await? == 0 {
+            break;
+        }
+    }
+    let run_seconds = started.elapsed().as_secs_f64();
+    let peak_rss_mb = set.peak_rss_mb();
+    drop(set);
+    let failed = unfinished(&client, true).await?;
+    if failed > 0 {
+        return Err(Error::Invalid(format!("{failed} jobs did not complete")));
+    }
+    Ok(Throughput {
+        enqueue_seconds,
+        run_seconds,
+        segments_per_second: jobs as f64 * segments as f64 / run_seconds,
+        jobs_per_second: jobs as f64 / run_seconds,
+        peak_rss_mb,
+    })
+}
+
+/// Segments completed per second by one worker over `seconds`, after a warm-up, on a
+/// database already holding the work.
+pub async fn claim_rate(url: &str, concurrency: u32, seconds: u64) -> Result<f64> {
+    let pool = pool(url)?;
+    let client = pool.get().await?;
+    let set = WorkerSet::start(url, 1, concurrency, &[])?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = completed_segments(&client).await?;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let after = completed_segments(&client).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    drop(set);
+    Ok((after - before) as f64 / elapsed)
+}
+
+pub(super) async fn completed_segments(client: &Object) -> Result<i64> {
+    Ok(crate::db::query(client, sql::BENCH_COMPLETED_SEGMENTS, &[])
+        .await?
+        .first()
+        .map(|r| r.get(0))
+        .unwrap_or(0))
+}

@@ -1,0 +1,299 @@
+//! `octavia bench --suite` (run by `bin/bench`): every figure of the performance targets
+//! in one run on one PostgreSQL, each beside its target and, for the queue's rates, its
+//! ratio to the pgbench ceiling.
+
+use super::api_load::{self, ApiLoad};
+use super::ceiling::{self, Ceiling};
+use super::measure::{self, Throughput, pool, sibling};
+use super::to_json;
+use crate::error::{Error, Result};
+use crate::pg::ScratchDatabase;
+use crate::{db, sql};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+use uuid::Uuid;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SuiteArgs {
+    /// Seconds each pgbench ceiling script runs
+    #[arg(long, default_value_t = 10)]
+    pub ceiling_seconds: u64,
+    /// Also measure the claim rate with 1,000,000 queued segments and 5,000,000 finished rows
+    #[arg(long)]
+    pub scale: bool,
+    /// Where the JSON report is written
+    #[arg(long, default_value = "target/bench/latest.json")]
+    pub json: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SuiteReport {
+    pub ceiling: Ceiling,
+    /// One worker process, --concurrency 64, 20 jobs of 5,000 segments.
+    pub segments: Throughput,
+    /// One worker process, --concurrency 64, 20,000 jobs of one segment (plan, segment,
+    /// finalize each).
+    pub jobs: Throughput,
+    pub pickup_latency_ms_p50: f64,
+    pub pickup_latency_ms_p99: f64,
+    /// `octavia jobs enqueue --count 100000`, the whole command.
+    pub enqueue_jobs_per_second: f64,
+    pub api: ApiLoad,
+    /// Peak RSS of one worker at --concurrency 256.
+    pub worker_rss_mb_at_256: f64,
+    /// Segments/s with 1,000,000 queued and 5,000,000 finished rows, and on small tables.
+    pub scale: Option<Scale>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Scale {
+    pub small_tables_segments_per_second: f64,
+    pub large_tables_segments_per_second: f64,
+}
+
+pub async fn run(args: &SuiteArgs) -> Result<()> {
+    let started = Instant::now();
+    eprintln!("ceiling (pgbench, {} s per script)…", args.ceiling_seconds);
+    let ceiling = ceiling::measure(args.ceiling_seconds, 8).await?;
+    eprintln!("segments/s…");
+    let segments =
+        on_scratch(|url| async move { measure::throughput(&url, 20, 5000, 64, 1).await }).await?;
+    eprintln!("jobs/s…");
+    let jobs =
+        on_scratch(|url| async move { measure::throughput(&url, 20_000, 1, 64, 1).await }).await?;
+    eprintln!("pickup latency…");
+    let (p50, p99) =
+        on_scratch(|url| async move { measure::pickup_latency(&url, 200).await }).await?;
+    eprintln!("octavia jobs enqueue --count 100000…");
+    let enqueue = on_scratch(|url| async move { cli_enqueue(&url, 100_000).await }).await?;
+    eprintln!("POST /api/jobs under wrk…");
+    let api = on_scratch(|url| async move { api_load::measure(&url, 1000, 32, 10).await }).await?;
+    eprintln!("worker RSS at --concurrency 256…");
+    let rss =
+        on_scratch(|url| async move { measure::throughput(&url, 20, 2000, 256, 1).await }).await?;
+    let scale = if args.scale {
+        eprintln!("claim rate on small and large tables…");
+        let small =
+            on_scratch(|url| async move { fill_and_measure(&url, 0, 0, 100, 1000).await }).await?;
+        let large =
+            on_scratch(|url| async move { fill_and_measure(&url, 5000, 1000, 1000, 1000).await })
+                .await?;
+        Some(Scale {
+            small_tables_segments_per_second: small,
+            large_tables_segments_per_second: large,
+        })
+    } else {
+        None
+    };
+    let report = SuiteReport {
+        ceiling,
+        segments,
+        jobs,
+        pickup_latency_ms_p50: p50,
+        pickup_latency_ms_p99: p99,
+        enqueue_jobs_per_second: enqueue,
+        api,
+        worker_rss_mb_at_256: rss.peak_rss_mb,
+        scale,
+    };
+    let json = to_json(&report)?;
+    if let Some(dir) = args.json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.json, &json)?;
+    println!("{json}");
+    println!("{}", table(&report));
+    eprintln!(
+        "{} s in all; JSON in {}",
+        started.elapsed().as_secs(),
+        args.json.display()
+    );
+    Ok(())
+}
+
+/// Runs `f` on a fresh database, dropped afterwards.
+async fn on_scratch<T, F, Fut>(f: F) -> Result<T>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let db = ScratchDatabase::create("bench").await?;
+    let outcome = f(db.url.clone()).await;
+    db.drop().await?;
+    outcome
+}
+
+/// Jobs/s of the `octavia jobs enqueue` command itself, start to exit.
+async fn cli_enqueue(url: &str, count: u32) -> Result<f64> {
+    let pool = pool(url)?;
+    let client = pool.get().await?;
+    crate::users::create(&client, "enqueue@example.com", "bench-password", "user", 0).await?;
+    let started = Instant::now();
+    let out = std::process::Command::new(sibling("octavia")?)
+        .args([
+            "--no-migrate",
+            "jobs",
+            "enqueue",
+            "--user",
+            "enqueue@example.com",
+        ])
+        .args(["--type", "noop", "--count", &count.to_string()])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(Error::Invalid(format!(
+            "octavia jobs enqueue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(count as f64 / seconds)
+}
+
+/// Fills the tables with `finished_jobs` completed jobs of `finished_segments` segments
+/// each and `queued_jobs` running jobs of `queued_segments` pending segments each, then
+/// measures one worker's claim rate.
+async fn fill_and_measure(
+    url: &str,
+    finished_jobs: i32,
+    finished_segments: i32,
+    queued_jobs: i32,
+    queued_segments: i32,
+) -> Result<f64> {
+    let pool = pool(url)?;
+    let client = pool.get().await?;
+    for (status, step, jobs, segments, seg_status) in [
+        (
+            "completed",
+            "done",
+            finished_jobs,
+            finished_segments,
+            "completed",
+        ),
+        (
+            "running",
+            "segments",
+            queued_jobs,
+            queued_segments,
+            "pending",
+        ),
+    ] {
+        let mut left = jobs;
+        while left > 0 {
+            let n = left.min(100);
+            let ids: Vec<Uuid> = db::query(
+                &client,
+                sql::BENCH_FILL_JOBS,
+                &[&status, &step, &segments, &n],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+            db::execute(
+                &client,
+                sql::BENCH_FILL_SEGMENTS,
+                &[&ids, &seg_status, &segments],
+            )
+            .await?;
+            left -= n;
+        }
+    }
+    client.batch_execute("VACUUM ANALYZE").await?;
+    measure::claim_rate(url, 64, 15).await
+}
+
+fn table(r: &SuiteReport) -> String {
+    let c = &r.ceiling;
+    let vs = |v: f64| format!("{:.0} %", 100.0 * v / c.batch_rows_per_second);
+    let mut rows: Vec<(String, String, String, String)> = vec![
+        (
+            "ceiling: claim+complete 100 rows/statement".into(),
+            format!("{:.0} rows/s", c.batch_rows_per_second),
+            "".into(),
+            "100 %".into(),
+        ),
+        (
+            "ceiling: claim+complete 1 row/statement".into(),
+            format!("{:.0} rows/s", c.one_row_per_second),
+            "".into(),
+            vs(c.one_row_per_second),
+        ),
+        (
+            "no-op segments/s, 1 worker, --concurrency 64".into(),
+            format!("{:.0}", r.segments.segments_per_second),
+            "≥ 30,000 and ≥ 60 % of ceiling".into(),
+            vs(r.segments.segments_per_second),
+        ),
+        (
+            "no-op jobs/s end to end (plan+segment+finalize)".into(),
+            format!("{:.0}", r.jobs.jobs_per_second),
+            "≥ 10,000".into(),
+            "".into(),
+        ),
+        (
+            "pickup latency p50 / p99".into(),
+            format!(
+                "{:.2} / {:.2} ms",
+                r.pickup_latency_ms_p50, r.pickup_latency_ms_p99
+            ),
+            "≤ 3 / ≤ 20 ms".into(),
+            "".into(),
+        ),
+        (
+            "octavia jobs enqueue of 100,000 jobs".into(),
+            format!("{:.0} jobs/s", r.enqueue_jobs_per_second),
+            "≥ 50,000".into(),
+            "".into(),
+        ),
+        (
+            format!(
+                "POST /api/jobs, {} users, {} connections",
+                r.api.users, r.api.connections
+            ),
+            format!(
+                "{:.0} req/s, p99 {:.1} ms, {} errors",
+                r.api.requests_per_second, r.api.latency_ms_p99, r.api.errors
+            ),
+            "≥ 2,000, ≤ 50 ms, 0".into(),
+            "".into(),
+        ),
+        (
+            "worker RSS at --concurrency 256".into(),
+            format!("{:.1} MB", r.worker_rss_mb_at_256),
+            "≤ 64 MB".into(),
+            "".into(),
+        ),
+    ];
+    if let Some(s) = &r.scale {
+        rows.push((
+            "claim rate, 1M queued + 5M finished vs small tables".into(),
+            format!(
+                "{:.0} vs {:.0} /s",
+                s.large_tables_segments_per_second, s.small_tables_segments_per_second
+            ),
+            "within 20 %".into(),
+            format!(
+                "{:.0} %",
+                100.0 * s.large_tables_segments_per_second / s.small_tables_segments_per_second
+            ),
+        ));
+    }
+    let mut out = format!(
+        "| {:<52} | {:>34} | {:<30} | {:>10} |\n",
+        "figure", "measured", "target", "vs ceiling"
+    );
+    out.push_str(&format!(
+        "|{}|{}|{}|{}|\n",
+        "-".repeat(54),
+        "-".repeat(36),
+        "-".repeat(32),
+        "-".repeat(12)
+    ));
+    for (a, b, t, v) in rows {
+        out.push_str(&format!("| {a:<52} | {b:>34} | {t:<30} | {v:>10} |\n"));
+    }
+    out
+}
