@@ -142,6 +142,22 @@ impl Children {
         Ok(())
     }
 
+    /// The death of a child, if one dies within `wait`. A request to a child that just
+    /// died fails (its sockets close) a moment before the kernel lets its parent reap it;
+    /// this tells that failure's real cause.
+    pub async fn dead_child(&mut self, wait: Duration) -> Option<DemoError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Err(died) = self.check() {
+                return Some(died);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the log of `name` has a line containing `needle` (what the process
     /// logs once it is ready), failing if any child dies or `timeout` passes first.
     pub async fn wait_for_log(

@@ -152,7 +152,7 @@ impl ApiClient {
         let response = check(what, response).await?;
         response.json().await.map_err(|e| DemoError::Http {
             what: what.to_string(),
-            source: e,
+            error: e,
         })
     }
 
@@ -338,7 +338,7 @@ impl ApiClient {
                     Err(e) => {
                         return vec![Err(DemoError::Http {
                             what: what.to_string(),
-                            source: e,
+                            error: e,
                         })];
                     }
                 };
@@ -370,7 +370,7 @@ impl ApiClient {
         .await?;
         let bytes = response.bytes().await.map_err(|e| DemoError::Http {
             what: what.to_string(),
-            source: e,
+            error: e,
         })?;
         Ok(bytes.len() as u64)
     }
@@ -379,7 +379,7 @@ impl ApiClient {
 async fn send(what: &str, request: RequestBuilder) -> Result<Response, DemoError> {
     request.send().await.map_err(|e| DemoError::Http {
         what: what.to_string(),
-        source: e,
+        error: e,
     })
 }
 

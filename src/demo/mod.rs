@@ -72,11 +72,10 @@ pub enum DemoError {
     Octavia(#[from] crate::Error),
     #[error("making the demo video: {0} (bin/deps installs ffmpeg and espeak-ng)")]
     Pipeline(#[from] crate::pipeline::PipelineError),
-    #[error("{what}: {} (see the API's log in {DEMO_DIR}/logs/api.log)", chain(.source))]
-    Http {
-        what: String,
-        source: reqwest::Error,
-    },
+    /// The request failed before any answer (the message has the causes: reqwest keeps
+    /// them out of its own, and they are not a `source` so they are not told twice).
+    #[error("{what}: {} (see the API's log in {DEMO_DIR}/logs/api.log)", chain(.error))]
+    Http { what: String, error: reqwest::Error },
     #[error("{what}: the API answered {status} {code}: {message}")]
     Api {
         what: String,
@@ -84,10 +83,9 @@ pub enum DemoError {
         code: String,
         message: String,
     },
-    #[error(
-        "{name} exited early ({status}); the last lines of {log}:\n{tail}\n\
-         (a missing program is installed by bin/deps)"
-    )]
+    /// A child process ended before the demo stopped it; its log says why (a worker
+    /// missing a program names the package and bin/deps).
+    #[error("the demo's {name} process exited early ({status}); the last lines of {log}:\n{tail}")]
     ChildDied {
         name: String,
         status: String,
@@ -130,6 +128,14 @@ pub async fn run(mut config: Config) -> Result<(), DemoError> {
     let outcome = tokio::select! {
         outcome = session(config, &paths, &mut children) => outcome,
         _ = tokio::signal::ctrl_c() => Err(DemoError::Interrupted),
+    };
+    // A request that failed because a child died is reported as that death, with its log.
+    let outcome = match outcome {
+        Err(e @ DemoError::Http { .. }) => Err(children
+            .dead_child(Duration::from_secs(2))
+            .await
+            .unwrap_or(e)),
+        other => other,
     };
     let stopped = children.stop(STOP_TIMEOUT).await;
     if !stopped.is_empty() {

@@ -28,11 +28,12 @@ pub fn object_location(storage: &StorageConfig, key: &str) -> String {
     }
 }
 
-/// The files of output media `id` by role (`video`, `audio`, `srt`, `vtt`): their keys.
+/// The files of output media `id` by role (`video`, `audio`, `srt`, `vtt`): their keys,
+/// media before subtitles.
 pub async fn output_files<C: GenericClient + Sync>(
     client: &C,
     id: Uuid,
-) -> crate::Result<BTreeMap<String, String>> {
+) -> crate::Result<Vec<(String, String)>> {
     let row = db::query_opt(client, sql::MEDIA_BY_ID, &[&id])
         .await?
         .ok_or_else(|| crate::Error::NotFound {
@@ -41,7 +42,21 @@ pub async fn output_files<C: GenericClient + Sync>(
         })?;
     let key: String = row.get(3);
     let metadata: Option<Value> = row.get(8);
-    Ok(files_of(metadata.as_ref(), &key))
+    Ok(in_order(files_of(metadata.as_ref(), &key)))
+}
+
+/// Roles in the order a person looks for them: the media first.
+const ROLE_ORDER: [&str; 4] = ["video", "audio", "srt", "vtt"];
+
+fn in_order(files: BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = files.into_iter().collect();
+    files.sort_by_key(|(role, _)| {
+        ROLE_ORDER
+            .iter()
+            .position(|r| r == role)
+            .unwrap_or(ROLE_ORDER.len())
+    });
+    files
 }
 
 /// `metadata.files`, or the row's own key as its `main` role when the job recorded none.
@@ -95,12 +110,8 @@ pub fn segment_lines(segments: &[SegmentView]) -> Vec<String> {
         } else {
             phrases.join("; ")
         };
-        lines.push(format!(
-            "  #{:<2} {:>5.1}-{:<5.1} s  {worker}  {what}",
-            s.index,
-            secs(s.start_ms),
-            secs(s.end_ms)
-        ));
+        let window = format!("{:.1}-{:.1} s", secs(s.start_ms), secs(s.end_ms));
+        lines.push(format!("  #{:<2} {window:>12}  {worker}  {what}", s.index));
     }
     let shares: Vec<String> = by_worker
         .iter()
@@ -139,6 +150,8 @@ mod tests {
         let files = files_of(Some(&metadata), "k/v.mp4");
         assert_eq!(files.len(), 3);
         assert_eq!(files["srt"], "k/v.srt");
+        let roles: Vec<String> = in_order(files).into_iter().map(|(r, _)| r).collect();
+        assert_eq!(roles, ["video", "srt", "vtt"], "the media first");
         let files = files_of(Some(&json!({"main": "audio"})), "k/a.m4a");
         assert_eq!(
             files["audio"], "k/a.m4a",
@@ -181,7 +194,7 @@ mod tests {
             lines[0]
         );
         assert!(
-            lines[1].contains("4.0-8.0") && lines[1].contains("heard no speech"),
+            lines[1].contains("   4.0-8.0 s  w-2") && lines[1].contains("heard no speech"),
             "{}",
             lines[1]
         );
