@@ -143,14 +143,19 @@ pub async fn run(mut config: Config) -> Result<(), DemoError> {
         step("stopped", list.join(", "));
     }
     if let Some(cluster) = cluster {
-        cluster.shutdown()?;
-        step(
-            "stopped",
-            format!(
-                "PostgreSQL; its data stays in {} for the next run",
-                cluster.dir.display()
+        match cluster.shutdown() {
+            Ok(()) => step(
+                "stopped",
+                format!(
+                    "PostgreSQL; its data stays in {} for the next run",
+                    cluster.dir.display()
+                ),
             ),
-        );
+            // The demo's own failure, if any, matters more; the next run reuses a cluster
+            // that is still running.
+            Err(e) if outcome.is_err() => eprintln!("warning: {e}"),
+            Err(e) => return Err(e.into()),
+        }
     }
     if outcome.is_ok() {
         step(
@@ -217,7 +222,13 @@ async fn session(
     } else {
         format!("S3 bucket {}", demo.storage.s3_bucket)
     };
-    step("config", format!("{} ({store})", paths.config().display()));
+    step(
+        "config",
+        format!(
+            "{} ({store}; segments of about {SEGMENT_SECONDS} s)",
+            paths.config().display()
+        ),
+    );
 
     start_processes(children, paths)?;
     // Made while the processes start: they need a few seconds, and so does the video.
@@ -318,13 +329,10 @@ async fn dub(
 ) -> Result<(), DemoError> {
     // A job an interrupted run left would share the workers with this one and slow it.
     for id in api.unfinished_jobs().await? {
-        let job = api.cancel(id).await?;
+        api.cancel(id).await?;
         step(
             "cancelled",
-            format!(
-                "job {id}, left unfinished by an earlier run ({})",
-                job.status
-            ),
+            format!("job {id}, left unfinished by an interrupted run (its credits come back)"),
         );
     }
     let project = api.project("Octavia demo").await?;
