@@ -199,6 +199,16 @@ impl Cluster {
         run(stop, "pg_ctl stop")
     }
 
+    /// Stops the server cleanly (`pg_ctl stop -m fast`): it checkpoints, so a cluster whose
+    /// data is kept (the demo's) starts next time without crash recovery.
+    pub fn shutdown(&self) -> Result<()> {
+        let mut stop = pg_command(&self.bindir, "pg_ctl");
+        stop.arg("-D")
+            .arg(&self.dir)
+            .args(["-m", "fast", "-w", "-t", "60", "stop"]);
+        run(stop, "pg_ctl stop")
+    }
+
     /// Restarts the server the way an operator would (`pg_ctl restart -m fast`).
     pub fn restart(&self) -> Result<()> {
         let mut restart = pg_command(&self.bindir, "pg_ctl");

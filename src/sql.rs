@@ -29,6 +29,7 @@ statements! {
     COMPLETED_SEGMENTS => "completed_segments.sql",
     COUNT_UNFINISHED_JOBS => "count_unfinished_jobs.sql",
     CREDIT_USER => "credit_user.sql",
+    DATABASE_EXISTS => "database_exists.sql",
     DEBIT_USER => "debit_user.sql",
     DELETE_SESSION => "delete_session.sql",
     END_SEGMENT => "end_segment.sql",

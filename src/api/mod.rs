@@ -30,7 +30,7 @@ mod webhooks;
 
 pub use auth::Caller;
 pub use error::ApiError;
-pub use events::JobEvents;
+pub use events::{JobEvent, JobEvents};
 pub use openapi::document;
 
 use crate::Config;

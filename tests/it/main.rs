@@ -2,6 +2,7 @@
 //! are made once per `cargo test`.
 
 mod api;
+mod demo;
 mod handlers;
 mod harness;
 mod pipeline;
