@@ -140,6 +140,7 @@ pub struct WorkerConfig {
     pub backoff_max_ms: u64,
     pub handler_timeout_seconds: u64,
     pub shutdown_grace_seconds: u64,
+    pub async_commit: bool,
 }
 
 impl Default for WorkerConfig {
@@ -159,6 +160,7 @@ impl Default for WorkerConfig {
             backoff_max_ms: 300_000,
             handler_timeout_seconds: 1800,
             shutdown_grace_seconds: 30,
+            async_commit: true,
         }
     }
 }

@@ -12,6 +12,12 @@ use tokio_postgres::{Client, NoTls};
 /// A pool of `pool_size` connections. Statements prepared with `prepare_cached` stay
 /// prepared on each connection for its lifetime.
 pub fn pool(config: &DatabaseConfig) -> Result<Pool> {
+    pool_with(config, config.pool_size, None)
+}
+
+/// A pool of `size` connections whose sessions start with the given server `options`
+/// (e.g. `-c synchronous_commit=off`).
+pub fn pool_with(config: &DatabaseConfig, size: u32, options: Option<&str>) -> Result<Pool> {
     let mut pg: tokio_postgres::Config = config
         .url
         .parse()
@@ -19,6 +25,9 @@ pub fn pool(config: &DatabaseConfig) -> Result<Pool> {
     pg.connect_timeout(Duration::from_secs(config.connect_timeout_seconds));
     if pg.get_application_name().is_none() {
         pg.application_name("octavia");
+    }
+    if let Some(options) = options {
+        pg.options(options);
     }
     let manager = Manager::from_config(
         pg,
@@ -30,7 +39,7 @@ pub fn pool(config: &DatabaseConfig) -> Result<Pool> {
         },
     );
     Pool::builder(manager)
-        .max_size(config.pool_size as usize)
+        .max_size(size as usize)
         .runtime(Runtime::Tokio1)
         .create_timeout(Some(Duration::from_secs(config.connect_timeout_seconds)))
         .wait_timeout(Some(Duration::from_secs(30)))

@@ -111,7 +111,7 @@ async fn run(args: Args) -> Result<()> {
         tracing::warn!("second signal: exiting now; leases will expire and be rescued");
         std::process::exit(130);
     });
-    octavia::worker::Worker::new(config, pool, registry)
+    octavia::worker::Worker::new(config, pool, registry)?
         .run(shutdown)
         .await?;
     Ok(())

@@ -24,6 +24,9 @@ pub struct Completed {
     pub recorded: HashSet<Uuid>,
     /// Some job's last segment completed: its finalize step is claimable.
     pub finalize_ready: bool,
+    /// Jobs found being cancelled or already failed: the caller settles them
+    /// ([`settle_jobs`]).
+    pub stopping: Vec<Uuid>,
 }
 
 /// How an attempt that produced no result ends.
@@ -51,32 +54,25 @@ pub enum FailureOutcome {
 }
 
 /// Records the results of many segment attempts: (segment id, attempt, result), in one
-/// statement. Jobs found stopping are then settled (see [`settle_jobs`]).
+/// statement. Jobs found stopping must then be settled by the caller ([`settle_jobs`]),
+/// in a transaction of its own: this statement may commit asynchronously, a settlement
+/// (it refunds) must not.
 pub async fn segments(
-    client: &mut Object,
+    client: &Object,
     results: &[(Uuid, i32, serde_json::Value)],
 ) -> Result<Completed> {
     let ids: Vec<Uuid> = results.iter().map(|r| r.0).collect();
     let attempts: Vec<i32> = results.iter().map(|r| r.1).collect();
     let values: Vec<&serde_json::Value> = results.iter().map(|r| &r.2).collect();
-    let rows = db::query(
-        &*client,
-        sql::COMPLETE_SEGMENTS,
-        &[&ids, &attempts, &values],
-    )
-    .await?;
+    let rows = db::query(client, sql::COMPLETE_SEGMENTS, &[&ids, &attempts, &values]).await?;
     let mut done = Completed::default();
-    let mut stopping = Vec::new();
     for row in &rows {
         let job: Uuid = row.get(0);
         done.finalize_ready |= row.get::<_, bool>(1);
         if row.get::<_, bool>(2) {
-            stopping.push(job);
+            done.stopping.push(job);
         }
         done.recorded.extend(row.get::<_, Vec<Uuid>>(3));
-    }
-    if !stopping.is_empty() {
-        settle_jobs(client, &stopping).await?;
     }
     Ok(done)
 }
@@ -241,13 +237,14 @@ pub struct NewSegment {
 }
 
 /// Records many successful plans in one statement: each job moves to its segments (or
-/// straight to finalize when there are none). Returns the jobs whose plan was recorded;
-/// the others had lost their lease and nothing of them was written.
+/// straight to finalize when there are none). Returns the jobs whose plan was recorded
+/// (the others had lost their lease and nothing of them was written) and those of them
+/// whose cancel was requested meanwhile, which the caller settles ([`settle_jobs`]).
 pub async fn plans_done(
-    client: &mut Object,
+    client: &Object,
     worker_id: &str,
     plans: &[(&ClaimedStep, &[NewSegment], &serde_json::Value)],
-) -> Result<HashSet<Uuid>> {
+) -> Result<(HashSet<Uuid>, Vec<Uuid>)> {
     let jobs: Vec<Uuid> = plans.iter().map(|p| p.0.job.id).collect();
     let attempts: Vec<i32> = plans.iter().map(|p| p.0.attempt).collect();
     let counts: Vec<i32> = plans.iter().map(|p| p.1.len() as i32).collect();
@@ -265,7 +262,7 @@ pub async fn plans_done(
         }
     }
     let rows = db::query(
-        &*client,
+        client,
         sql::COMPLETE_PLANS,
         &[
             &worker_id, &jobs, &attempts, &counts, &data, &seg_jobs, &indexes, &starts, &ends,
@@ -278,10 +275,7 @@ pub async fn plans_done(
         .filter(|r| r.get::<_, bool>(1))
         .map(|r| r.get(0))
         .collect();
-    if !cancelling.is_empty() {
-        settle_jobs(client, &cancelling).await?;
-    }
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok((rows.iter().map(|r| r.get(0)).collect(), cancelling))
 }
 
 /// A file to record in `media_files` (the output of a job).

@@ -37,6 +37,11 @@ use tokio_util::task::TaskTracker;
 struct Shared {
     config: Arc<Config>,
     pool: Pool,
+    /// For claims, heartbeats and the records of segments and plans: writes whose loss in
+    /// a PostgreSQL crash only means that work runs again. With `worker.async_commit`
+    /// they commit without waiting for the WAL flush; everything else (finalize, failures,
+    /// refunds, cancels) goes through `pool` and waits.
+    lease_pool: Pool,
     registry: Registry,
     claim: ClaimOptions,
     inflight: InFlight,
@@ -109,7 +114,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(config: Config, pool: Pool, registry: Registry) -> Worker {
+    pub fn new(config: Config, pool: Pool, registry: Registry) -> Result<Worker> {
         let job_types = if config.worker.job_types.is_empty() {
             None
         } else {
@@ -121,10 +126,20 @@ impl Worker {
             lease: Duration::from_secs(config.worker.lease_seconds),
         };
         let slots = Arc::new(Semaphore::new(config.worker.concurrency as usize));
-        Worker {
+        // The claimer, one writer per kind and the heartbeat.
+        let lease_pool = crate::db::pool_with(
+            &config.database,
+            5,
+            config
+                .worker
+                .async_commit
+                .then_some("-c synchronous_commit=off"),
+        )?;
+        Ok(Worker {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
                 pool,
+                lease_pool,
                 registry,
                 claim,
                 inflight: InFlight::default(),
@@ -132,7 +147,7 @@ impl Worker {
                 slot_freed: Notify::new(),
                 wake: Arc::new(Notify::new()),
             }),
-        }
+        })
     }
 
     pub fn worker_id(&self) -> &str {
@@ -300,7 +315,7 @@ async fn claim_once(
     let Ok(mut permits) = shared.slots.clone().try_acquire_many_owned(free as u32) else {
         return Ok((0, 0));
     };
-    let client = shared.pool.get().await?;
+    let client = shared.lease_pool.get().await?;
     let steps = if claim_steps {
         claim::steps(&client, &shared.claim, free as i64).await?
     } else {
@@ -410,24 +425,26 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
     let mut wake = false;
     if !segments.is_empty() {
         let done = execute::persist(shared, "segment results", || async {
-            let mut client = shared.pool.get().await?;
-            complete::segments(&mut client, &segments).await
+            let client = shared.lease_pool.get().await?;
+            complete::segments(&client, &segments).await
         })
         .await;
         if let Some(done) = done {
             wake |= done.finalize_ready;
             recorded.extend(done.recorded);
+            settle(shared, done.stopping).await;
         }
     }
     if !plans.is_empty() {
         let done = execute::persist(shared, "plans", || async {
-            let mut client = shared.pool.get().await?;
-            complete::plans_done(&mut client, worker_id, &plans).await
+            let client = shared.lease_pool.get().await?;
+            complete::plans_done(&client, worker_id, &plans).await
         })
         .await;
-        if let Some(done) = done {
+        if let Some((done, cancelling)) = done {
             wake |= !done.is_empty();
             recorded.extend(done);
+            settle(shared, cancelling).await;
         }
     }
     if !finals.is_empty() {
@@ -447,6 +464,19 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
     if wake {
         shared.wake.notify_one();
     }
+}
+
+/// Ends the jobs among `jobs` being cancelled whose last running piece just finished, and
+/// refunds them, durably.
+async fn settle(shared: &Arc<Shared>, jobs: Vec<uuid::Uuid>) {
+    if jobs.is_empty() {
+        return;
+    }
+    execute::persist(shared, "a cancel", || async {
+        let mut client = shared.pool.get().await?;
+        complete::settle_jobs(&mut client, &jobs).await
+    })
+    .await;
 }
 
 /// Renews every lease the worker holds, every `heartbeat_seconds`, and tells attempts to
@@ -473,7 +503,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
             .map(|(k, _)| (k.id, k.attempt))
             .collect();
         let renewed = async {
-            let client = shared.pool.get().await?;
+            let client = shared.lease_pool.get().await?;
             heartbeat::renew(
                 &client,
                 shared.worker_id(),

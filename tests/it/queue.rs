@@ -84,10 +84,10 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
     assert_eq!(plan.len(), 1);
     let segs = [octavia::queue::complete::NewSegment::default()];
     let data = json!({});
-    let planned = complete::plans_done(&mut client, "a", &[(&plan[0], &segs[..], &data)])
+    let (planned, cancelling) = complete::plans_done(&client, "a", &[(&plan[0], &segs[..], &data)])
         .await
         .unwrap();
-    assert!(planned.contains(&id));
+    assert!(planned.contains(&id) && cancelling.is_empty());
 
     let old = claim::segments(&client, &opts("a"), 10)
         .await
@@ -115,7 +115,7 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
         .await
         .unwrap();
     assert!(renewed.is_empty());
-    let done = complete::segments(&mut client, &[(old.id, 1, json!({"by": "a"}))])
+    let done = complete::segments(&client, &[(old.id, 1, json!({"by": "a"}))])
         .await
         .unwrap();
     assert!(done.recorded.is_empty());
@@ -144,7 +144,7 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
         ("running".into(), "b".into(), 2)
     );
     // B's result is recorded, and the job moves on to finalize.
-    let done = complete::segments(&mut client, &[(new.id, 2, json!({"by": "b"}))])
+    let done = complete::segments(&client, &[(new.id, 2, json!({"by": "b"}))])
         .await
         .unwrap();
     assert!(done.recorded.contains(&new.id) && done.finalize_ready);

@@ -50,6 +50,7 @@ impl TestWorker {
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
             Worker::new(config, pool, registry)
+                .unwrap()
                 .run(token)
                 .await
                 .unwrap();
