@@ -27,6 +27,5 @@ SET status = 'running',
     updated_at = now()
 FROM picked
 WHERE j.id = picked.id
-RETURNING j.id, j.step::text, j.attempts, j.max_attempts, j.job_type, j.user_id,
-          j.project_id, j.input_media_id, j.metadata, j.run, j.segments_total,
-          j.priority
+RETURNING j.id, j.job_type, j.user_id, j.project_id, j.input_media_id, j.metadata, j.run,
+          j.segments_total, j.priority, j.step::text, j.attempts, j.max_attempts

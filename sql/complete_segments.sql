@@ -14,9 +14,10 @@
 -- One statement, one round trip, its own transaction: a finalize made ready wakes the
 -- workers from inside it (`notified`), so the notification is sent only on commit.
 --
--- Returns one row per job touched: whether it became ready to finalize and whether it is
--- being cancelled or already failed (the caller then settles it), plus the completed
--- segment ids (the others were stale).
+-- Returns one row per job touched: whether it became ready to finalize for any worker,
+-- whether it is being cancelled or already failed (the caller then settles it), the
+-- completed segment ids (the others were stale), and, for a finalize leased to this
+-- worker, what running it needs.
 WITH done AS (
     UPDATE job_segments s
     SET status = 'completed',
@@ -32,37 +33,47 @@ WITH done AS (
 ), counts AS (
     SELECT job_id, count(*)::int AS n, array_agg(id) AS ids FROM done GROUP BY job_id
 ), locked_jobs AS (
-    SELECT j.id FROM jobs j
-    WHERE j.id IN (SELECT job_id FROM counts)
+    -- FOR UPDATE returns each job's latest version (after waiting for any other batch
+    -- holding it), so `ready` is computed on what this statement will update.
+    SELECT j.id,
+           j.step = 'segments' AND j.status = 'running' AND j.cancel_requested_at IS NULL
+           AND j.segments_done + c.n >= j.segments_total AS ready
+    FROM jobs j JOIN counts c ON c.job_id = j.id
     ORDER BY j.id
-    FOR UPDATE
+    FOR UPDATE OF j
 ), bumped AS (
+    -- A job made ready is leased at once to this worker ($5, for $6 seconds) when it is
+    -- among $4, the jobs it has free slots for: it saves a claim and an update of the job.
+    -- The others wait for any worker's claim, woken by `notified`.
     UPDATE jobs j
     SET segments_done = j.segments_done + c.n,
         progress = least(100, (j.segments_done + c.n) * 100 / greatest(j.segments_total, 1)),
-        step = CASE
-            WHEN j.step = 'segments' AND j.status = 'running'
-                 AND j.cancel_requested_at IS NULL
-                 AND j.segments_done + c.n >= j.segments_total
-            THEN 'finalize'::job_step
-            ELSE j.step
-        END,
+        step = CASE WHEN l.ready THEN 'finalize'::job_step ELSE j.step END,
         attempts = CASE
-            WHEN j.step = 'segments' AND j.status = 'running'
-                 AND j.cancel_requested_at IS NULL
-                 AND j.segments_done + c.n >= j.segments_total
-            THEN 0
+            WHEN l.ready AND j.id = ANY($4::uuid[]) THEN 1
+            WHEN l.ready THEN 0
             ELSE j.attempts
+        END,
+        locked_by = CASE WHEN l.ready AND j.id = ANY($4::uuid[]) THEN $5 ELSE j.locked_by END,
+        lease_expires_at = CASE
+            WHEN l.ready AND j.id = ANY($4::uuid[]) THEN now() + make_interval(secs => $6)
+            ELSE j.lease_expires_at
         END,
         updated_at = now()
     FROM counts c, locked_jobs l
     WHERE j.id = c.job_id AND l.id = c.job_id
-    RETURNING j.id, j.step = 'finalize' AS finalize_ready,
-              (j.cancel_requested_at IS NOT NULL OR j.status <> 'running') AS stopping
+    RETURNING j.id, l.ready AND j.locked_by IS NULL AS finalize_ready,
+              l.ready AND j.locked_by IS NOT NULL AS leased,
+              (j.cancel_requested_at IS NOT NULL OR j.status <> 'running') AS stopping,
+              j.job_type, j.user_id, j.project_id, j.input_media_id, j.metadata, j.run,
+              j.segments_total, j.priority, j.max_attempts
 ), notified AS (
-    -- pg_notify runs once if any job became ready; PostgreSQL would fold repeats anyway.
+    -- pg_notify runs once if any job became ready for any worker; PostgreSQL would fold
+    -- repeats anyway.
     SELECT count(*) AS n
     FROM (SELECT pg_notify('octavia_work', '') FROM bumped WHERE finalize_ready LIMIT 1) x
 )
-SELECT b.id, b.finalize_ready, b.stopping, c.ids
+SELECT b.id, b.job_type, b.user_id, b.project_id, b.input_media_id, b.metadata, b.run,
+       b.segments_total, b.priority, b.max_attempts, b.finalize_ready, b.stopping, c.ids,
+       b.leased
 FROM bumped b JOIN counts c ON c.job_id = b.id, notified

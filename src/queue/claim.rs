@@ -33,30 +33,15 @@ pub async fn steps<C: GenericClient + Sync>(
     .await?;
     Ok(rows
         .iter()
-        .map(|r| {
-            let metadata: Option<Value> = r.get(8);
-            let metadata = metadata.unwrap_or(Value::Null);
-            ClaimedStep {
-                step: if r.get::<_, &str>(1) == "plan" {
-                    Step::Plan
-                } else {
-                    Step::Finalize
-                },
-                attempt: r.get(2),
-                max_attempts: r.get(3),
-                job: JobInfo {
-                    id: r.get(0),
-                    job_type: r.get(4),
-                    user_id: r.get(5),
-                    project_id: r.get(6),
-                    input_media_id: r.get(7),
-                    options: metadata.get("options").cloned().unwrap_or(Value::Null),
-                    plan: metadata.get("plan").cloned().unwrap_or(Value::Null),
-                    run: r.get(9),
-                    segments_total: r.get(10),
-                    priority: r.get(11),
-                },
-            }
+        .map(|r| ClaimedStep {
+            job: JobInfo::from_row(r, 0),
+            step: if r.get::<_, &str>(9) == "plan" {
+                Step::Plan
+            } else {
+                Step::Finalize
+            },
+            attempt: r.get(10),
+            max_attempts: r.get(11),
         })
         .collect())
 }

@@ -27,6 +27,21 @@ pub struct Completed {
     /// Jobs found being cancelled or already failed: the caller settles them
     /// ([`settle_jobs`]).
     pub stopping: Vec<Uuid>,
+    /// Finalize steps leased to this worker at once (see [`Lease`]).
+    pub leased: Vec<ClaimedStep>,
+}
+
+/// Work a completion statement may lease to the completing worker on the spot, saving a
+/// claim: what the worker has free slots for.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub worker_id: &'a str,
+    pub duration: Duration,
+    /// [`segments`]: the jobs whose finalize step may be leased if they become ready.
+    /// [`plans_done`]: unused.
+    pub jobs: &'a [Uuid],
+    /// [`plans_done`]: how many new segments may be leased, first jobs first.
+    pub segments: usize,
 }
 
 /// How an attempt that produced no result ends.
@@ -60,19 +75,36 @@ pub enum FailureOutcome {
 pub async fn segments(
     client: &Object,
     results: &[(Uuid, i32, serde_json::Value)],
+    lease: Option<Lease<'_>>,
 ) -> Result<Completed> {
     let ids: Vec<Uuid> = results.iter().map(|r| r.0).collect();
     let attempts: Vec<i32> = results.iter().map(|r| r.1).collect();
     let values: Vec<&serde_json::Value> = results.iter().map(|r| &r.2).collect();
-    let rows = db::query(client, sql::COMPLETE_SEGMENTS, &[&ids, &attempts, &values]).await?;
+    let eligible: &[Uuid] = lease.map(|l| l.jobs).unwrap_or(&[]);
+    let worker: &str = lease.map(|l| l.worker_id).unwrap_or("");
+    let seconds = lease.map(|l| l.duration.as_secs_f64()).unwrap_or(0.0);
+    let rows = db::query(
+        client,
+        sql::COMPLETE_SEGMENTS,
+        &[&ids, &attempts, &values, &eligible, &worker, &seconds],
+    )
+    .await?;
     let mut done = Completed::default();
     for row in &rows {
         let job: Uuid = row.get(0);
-        done.finalize_ready |= row.get::<_, bool>(1);
-        if row.get::<_, bool>(2) {
+        done.finalize_ready |= row.get::<_, bool>(10);
+        if row.get::<_, bool>(11) {
             done.stopping.push(job);
         }
-        done.recorded.extend(row.get::<_, Vec<Uuid>>(3));
+        done.recorded.extend(row.get::<_, Vec<Uuid>>(12));
+        if row.get::<_, bool>(13) {
+            done.leased.push(ClaimedStep {
+                job: super::JobInfo::from_row(row, 0),
+                step: Step::Finalize,
+                attempt: 1,
+                max_attempts: row.get(9),
+            });
+        }
     }
     Ok(done)
 }
@@ -236,46 +268,108 @@ pub struct NewSegment {
     pub input: serde_json::Value,
 }
 
+/// A successful plan to record.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanRecord<'a> {
+    pub step: &'a ClaimedStep,
+    pub segments: &'a [NewSegment],
+    pub data: &'a serde_json::Value,
+}
+
+/// What recording a batch of plans did.
+#[derive(Debug, Default)]
+pub struct PlansDone {
+    /// Jobs whose plan was recorded; the others had lost their lease and nothing of them
+    /// was written.
+    pub recorded: HashSet<Uuid>,
+    /// Recorded jobs whose cancel was requested meanwhile: the caller settles them
+    /// ([`settle_jobs`]).
+    pub cancelling: Vec<Uuid>,
+    /// New segments leased to this worker at once (see [`Lease`]).
+    pub leased: Vec<ClaimedSegment>,
+}
+
 /// Records many successful plans in one statement: each job moves to its segments (or
-/// straight to finalize when there are none). Returns the jobs whose plan was recorded
-/// (the others had lost their lease and nothing of them was written) and those of them
-/// whose cancel was requested meanwhile, which the caller settles ([`settle_jobs`]).
+/// straight to finalize when there are none), up to `lease.segments` of the new segments
+/// leased to this worker at once.
 pub async fn plans_done(
     client: &Object,
     worker_id: &str,
-    plans: &[(&ClaimedStep, &[NewSegment], &serde_json::Value)],
-) -> Result<(HashSet<Uuid>, Vec<Uuid>)> {
-    let jobs: Vec<Uuid> = plans.iter().map(|p| p.0.job.id).collect();
-    let attempts: Vec<i32> = plans.iter().map(|p| p.0.attempt).collect();
-    let counts: Vec<i32> = plans.iter().map(|p| p.1.len() as i32).collect();
-    let data: Vec<&serde_json::Value> = plans.iter().map(|p| p.2).collect();
-    let (mut seg_jobs, mut indexes, mut starts, mut ends, mut inputs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (step, segments, _) in plans {
-        debug_assert_eq!(step.step, Step::Plan);
-        for (i, s) in segments.iter().enumerate() {
-            seg_jobs.push(step.job.id);
+    plans: &[PlanRecord<'_>],
+    lease: Option<Lease<'_>>,
+) -> Result<PlansDone> {
+    let jobs: Vec<Uuid> = plans.iter().map(|p| p.step.job.id).collect();
+    let attempts: Vec<i32> = plans.iter().map(|p| p.step.attempt).collect();
+    let counts: Vec<i32> = plans.iter().map(|p| p.segments.len() as i32).collect();
+    let data: Vec<&serde_json::Value> = plans.iter().map(|p| p.data).collect();
+    let mut to_lease = lease.map(|l| l.segments).unwrap_or(0);
+    let (mut seg_jobs, mut indexes, mut starts, mut ends, mut inputs, mut ids, mut leased) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for plan in plans {
+        debug_assert_eq!(plan.step.step, Step::Plan);
+        for (i, s) in plan.segments.iter().enumerate() {
+            seg_jobs.push(plan.step.job.id);
             indexes.push(i as i32);
             starts.push(s.start_ms);
             ends.push(s.end_ms);
             inputs.push(&s.input);
+            ids.push(Uuid::now_v7());
+            leased.push(to_lease > 0);
+            to_lease = to_lease.saturating_sub(1);
         }
     }
+    let seconds = lease.map(|l| l.duration.as_secs_f64()).unwrap_or(0.0);
     let rows = db::query(
         client,
         sql::COMPLETE_PLANS,
         &[
             &worker_id, &jobs, &attempts, &counts, &data, &seg_jobs, &indexes, &starts, &ends,
-            &inputs,
+            &inputs, &ids, &leased, &seconds,
         ],
     )
     .await?;
-    let cancelling: Vec<Uuid> = rows
-        .iter()
-        .filter(|r| r.get::<_, bool>(1))
-        .map(|r| r.get(0))
-        .collect();
-    Ok((rows.iter().map(|r| r.get(0)).collect(), cancelling))
+    let mut done = PlansDone::default();
+    for row in &rows {
+        let job: Uuid = row.get(0);
+        done.recorded.insert(job);
+        if row.get::<_, bool>(1) {
+            done.cancelling.push(job);
+            continue;
+        }
+        let max_attempts: i32 = row.get(2);
+        let plan = plans
+            .iter()
+            .find(|p| p.step.job.id == job)
+            .expect("a recorded plan is ours");
+        for (i, s) in plan.segments.iter().enumerate() {
+            let at = seg_jobs
+                .iter()
+                .zip(&indexes)
+                .position(|(j, x)| *j == job && *x == i as i32)
+                .expect("every segment was sent");
+            if leased[at] {
+                done.leased.push(ClaimedSegment {
+                    id: ids[at],
+                    job_id: job,
+                    job_type: plan.step.job.job_type.clone(),
+                    index: i as i32,
+                    start_ms: s.start_ms,
+                    end_ms: s.end_ms,
+                    attempt: 1,
+                    max_attempts,
+                    input: s.input.clone(),
+                });
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// A file to record in `media_files` (the output of a job).

@@ -56,6 +56,29 @@ pub struct JobInfo {
     pub priority: i16,
 }
 
+impl JobInfo {
+    /// From a row whose columns from `at` on are: id, job_type, user_id, project_id,
+    /// input_media_id, metadata, run, segments_total, priority (the order every statement
+    /// that leases a step returns them in).
+    pub(crate) fn from_row(r: &tokio_postgres::Row, at: usize) -> JobInfo {
+        let metadata: serde_json::Value = r
+            .get::<_, Option<serde_json::Value>>(at + 5)
+            .unwrap_or(serde_json::Value::Null);
+        JobInfo {
+            id: r.get(at),
+            job_type: r.get(at + 1),
+            user_id: r.get(at + 2),
+            project_id: r.get(at + 3),
+            input_media_id: r.get(at + 4),
+            options: metadata.get("options").cloned().unwrap_or_default(),
+            plan: metadata.get("plan").cloned().unwrap_or_default(),
+            run: r.get(at + 6),
+            segments_total: r.get(at + 7),
+            priority: r.get(at + 8),
+        }
+    }
+}
+
 /// A job-level step leased to this worker.
 #[derive(Debug, Clone)]
 pub struct ClaimedStep {

@@ -50,6 +50,12 @@ struct Shared {
     slot_freed: Notify,
     /// New work may be ready (NOTIFY, a local completion that made a finalize ready).
     wake: Arc<Notify>,
+    /// The handler tasks.
+    tasks: TaskTracker,
+    /// Where handler tasks send their outcomes; taken at shutdown so the completer ends.
+    done: std::sync::Mutex<Option<mpsc::Sender<Completion>>>,
+    /// Cleared at shutdown: no more claims, and no more leases taken by the completer.
+    claiming: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -146,6 +152,9 @@ impl Worker {
                 slots,
                 slot_freed: Notify::new(),
                 wake: Arc::new(Notify::new()),
+                tasks: TaskTracker::new(),
+                done: std::sync::Mutex::new(None),
+                claiming: std::sync::atomic::AtomicBool::new(true),
             }),
         })
     }
@@ -169,10 +178,11 @@ impl Worker {
         });
         let (done_tx, done_rx) =
             mpsc::channel::<Completion>(2 * config.worker.concurrency as usize);
+        *shared.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(done_tx.clone());
         let completer = tokio::spawn(completer(shared.clone(), done_rx));
         let heart = tokio::spawn(heartbeat_loop(shared.clone(), background.clone()));
         let rescuer = tokio::spawn(rescue_loop(shared.clone(), background.clone()));
-        let tasks = TaskTracker::new();
+        let tasks = shared.tasks.clone();
         tracing::info!(
             worker_id = shared.worker_id(),
             concurrency = config.worker.concurrency,
@@ -182,6 +192,9 @@ impl Worker {
         );
 
         claim_loop(&shared, &tasks, &done_tx, &shutdown).await;
+        shared
+            .claiming
+            .store(false, std::sync::atomic::Ordering::SeqCst);
 
         let grace = Duration::from_secs(config.worker.shutdown_grace_seconds);
         tracing::info!(
@@ -203,6 +216,7 @@ impl Worker {
             tracing::warn!("some handlers did not stop within 5 s of being told to");
         }
         drop(done_tx);
+        drop(shared.done.lock().unwrap_or_else(|e| e.into_inner()).take());
         let _ = completer.await;
         background.cancel();
         let _ = heart.await;
@@ -413,9 +427,11 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
             Completion::Segment { key, value, .. } => {
                 segments.push((key.id, key.attempt, value.clone()))
             }
-            Completion::Plan { step, plan, .. } => {
-                plans.push((step, plan.segments.as_slice(), &plan.data))
-            }
+            Completion::Plan { step, plan, .. } => plans.push(complete::PlanRecord {
+                step,
+                segments: &plan.segments,
+                data: &plan.data,
+            }),
             Completion::Finalize { step, output, .. } => finals.push((step, output.as_ref())),
         }
     }
@@ -424,27 +440,52 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
     let mut recorded = std::collections::HashSet::new();
     let mut wake = false;
     if !segments.is_empty() {
+        // Free slots let this statement lease the finalize steps it makes ready.
+        let mut jobs: Vec<uuid::Uuid> = Vec::new();
+        for c in batch {
+            if !jobs.contains(&c.job_id()) {
+                jobs.push(c.job_id());
+            }
+        }
+        let slots = take_slots(shared, jobs.len());
+        let eligible = &jobs[..slots.as_ref().map_or(0, |s| s.num_permits())];
+        let lease = complete::Lease {
+            worker_id,
+            duration: shared.lease(),
+            jobs: eligible,
+            segments: 0,
+        };
         let done = execute::persist(shared, "segment results", || async {
             let client = shared.lease_pool.get().await?;
-            complete::segments(&client, &segments).await
+            complete::segments(&client, &segments, Some(lease)).await
         })
         .await;
         if let Some(done) = done {
             wake |= done.finalize_ready;
             recorded.extend(done.recorded);
             settle(shared, done.stopping).await;
+            run_leased(shared, slots, done.leased, Vec::new());
         }
     }
     if !plans.is_empty() {
+        let planned: usize = plans.iter().map(|p| p.segments.len()).sum();
+        let slots = take_slots(shared, planned);
+        let lease = complete::Lease {
+            worker_id,
+            duration: shared.lease(),
+            jobs: &[],
+            segments: slots.as_ref().map_or(0, |s| s.num_permits()),
+        };
         let done = execute::persist(shared, "plans", || async {
             let client = shared.lease_pool.get().await?;
-            complete::plans_done(&client, worker_id, &plans).await
+            complete::plans_done(&client, worker_id, &plans, Some(lease)).await
         })
         .await;
-        if let Some((done, cancelling)) = done {
-            wake |= !done.is_empty();
-            recorded.extend(done);
-            settle(shared, cancelling).await;
+        if let Some(done) = done {
+            wake |= !done.recorded.is_empty();
+            recorded.extend(done.recorded);
+            settle(shared, done.cancelling).await;
+            run_leased(shared, slots, Vec::new(), done.leased);
         }
     }
     if !finals.is_empty() {
@@ -464,6 +505,54 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
     if wake {
         shared.wake.notify_one();
     }
+}
+
+/// Up to `want` free slots, for work a completion statement leases on the spot; none while
+/// shutting down.
+fn take_slots(shared: &Arc<Shared>, want: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if !shared.claiming.load(std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    let n = shared.slots.available_permits().min(want);
+    if n == 0 {
+        return None;
+    }
+    shared.slots.clone().try_acquire_many_owned(n as u32).ok()
+}
+
+/// Runs what a completion statement leased to this worker, one slot each; the slots not
+/// needed go back.
+fn run_leased(
+    shared: &Arc<Shared>,
+    slots: Option<tokio::sync::OwnedSemaphorePermit>,
+    steps: Vec<ClaimedStep>,
+    segments: Vec<crate::queue::ClaimedSegment>,
+) {
+    let Some(mut slots) = slots else { return };
+    let done = shared
+        .done
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(done) = done {
+        for step in steps {
+            let permit = slots.split(1).expect("a slot per leased step");
+            shared
+                .tasks
+                .spawn(execute::step(shared.clone(), step, permit, done.clone()));
+        }
+        for segment in segments {
+            let permit = slots.split(1).expect("a slot per leased segment");
+            shared.tasks.spawn(execute::segment(
+                shared.clone(),
+                segment,
+                permit,
+                done.clone(),
+            ));
+        }
+    }
+    drop(slots);
+    shared.slot_freed.notify_one();
 }
 
 /// Ends the jobs among `jobs` being cancelled whose last running piece just finished, and

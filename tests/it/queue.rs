@@ -84,10 +84,16 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
     assert_eq!(plan.len(), 1);
     let segs = [octavia::queue::complete::NewSegment::default()];
     let data = json!({});
-    let (planned, cancelling) = complete::plans_done(&client, "a", &[(&plan[0], &segs[..], &data)])
+    let record = complete::PlanRecord {
+        step: &plan[0],
+        segments: &segs,
+        data: &data,
+    };
+    let planned = complete::plans_done(&client, "a", &[record], None)
         .await
         .unwrap();
-    assert!(planned.contains(&id) && cancelling.is_empty());
+    assert!(planned.recorded.contains(&id) && planned.cancelling.is_empty());
+    assert!(planned.leased.is_empty());
 
     let old = claim::segments(&client, &opts("a"), 10)
         .await
@@ -115,7 +121,7 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
         .await
         .unwrap();
     assert!(renewed.is_empty());
-    let done = complete::segments(&client, &[(old.id, 1, json!({"by": "a"}))])
+    let done = complete::segments(&client, &[(old.id, 1, json!({"by": "a"}))], None)
         .await
         .unwrap();
     assert!(done.recorded.is_empty());
@@ -144,7 +150,7 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
         ("running".into(), "b".into(), 2)
     );
     // B's result is recorded, and the job moves on to finalize.
-    let done = complete::segments(&client, &[(new.id, 2, json!({"by": "b"}))])
+    let done = complete::segments(&client, &[(new.id, 2, json!({"by": "b"}))], None)
         .await
         .unwrap();
     assert!(done.recorded.contains(&new.id) && done.finalize_ready);
@@ -765,4 +771,114 @@ async fn a_slow_handler_that_keeps_heartbeating_is_never_rescued() {
             .count(),
         2
     );
+}
+
+#[tokio::test]
+async fn completions_lease_the_next_step_to_a_worker_with_free_slots() {
+    let db = TestDb::new().await;
+    let ids = enqueue_jobs(
+        &db,
+        vec![
+            job("probe", json!({ "segments": 3 })),
+            job("probe", json!({ "segments": 1 })),
+        ],
+    )
+    .await;
+    let client = db.client().await;
+    let opts = ClaimOptions {
+        worker_id: "a".into(),
+        job_types: None,
+        lease: Duration::from_secs(30),
+    };
+    let steps = claim::steps(&client, &opts, 10).await.unwrap();
+    assert_eq!(steps.len(), 2);
+    let segs: Vec<complete::NewSegment> = (0..3).map(|_| Default::default()).collect();
+    let data = json!({});
+    let records: Vec<complete::PlanRecord> = steps
+        .iter()
+        .map(|s| complete::PlanRecord {
+            step: s,
+            segments: if s.job.id == ids[0] {
+                &segs[..]
+            } else {
+                &segs[..1]
+            },
+            data: &data,
+        })
+        .collect();
+    let lease = complete::Lease {
+        worker_id: "a",
+        duration: Duration::from_secs(30),
+        jobs: &[],
+        segments: 2,
+    };
+    // Two of the four new segments are leased on the spot, the first job's first.
+    let planned = complete::plans_done(&client, "a", &records, Some(lease))
+        .await
+        .unwrap();
+    let leased: Vec<(Uuid, i32)> = planned.leased.iter().map(|s| (s.job_id, s.index)).collect();
+    let first = steps[0].job.id;
+    assert_eq!(leased, vec![(first, 0), (first, 1)]);
+    let rows: Vec<(Uuid, i32, String, Option<String>, i32)> = client
+        .query(
+            "SELECT job_id, segment_index, status, locked_by, attempts FROM job_segments ORDER BY job_id, segment_index",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    let running = rows.iter().filter(|r| r.2 == "running").count();
+    assert_eq!(running, 2);
+    assert!(
+        rows.iter()
+            .all(|r| (r.2 == "running") == (r.3.as_deref() == Some("a") && r.4 == 1))
+    );
+
+    // The rest is claimed; completing everything with room for one finalize leases it.
+    let rest = claim::segments(&client, &opts, 10).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    let results: Vec<(Uuid, i32, serde_json::Value)> = planned
+        .leased
+        .iter()
+        .chain(&rest)
+        .map(|s| (s.id, s.attempt, json!({})))
+        .collect();
+    let lease = complete::Lease {
+        worker_id: "a",
+        duration: Duration::from_secs(30),
+        jobs: &[ids[1]],
+        segments: 0,
+    };
+    let done = complete::segments(&client, &results, Some(lease))
+        .await
+        .unwrap();
+    assert_eq!(done.recorded.len(), 4);
+    assert_eq!(
+        done.leased.iter().map(|s| s.job.id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+    assert!(
+        done.finalize_ready,
+        "the other job's finalize is left for anyone"
+    );
+    let other = admin::job(&client, ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (other.step.as_str(), other.locked_by, other.attempts),
+        ("finalize", None, 0)
+    );
+    let mine = admin::job(&client, ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (mine.step.as_str(), mine.locked_by.as_deref(), mine.attempts),
+        ("finalize", Some("a"), 1)
+    );
+    // Its lease is an ordinary one: the claim does not hand it out again.
+    let claimed: Vec<Uuid> = claim::steps(&client, &opts, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.job.id)
+        .collect();
+    assert_eq!(claimed, vec![ids[0]]);
 }
