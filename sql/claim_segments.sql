@@ -34,10 +34,10 @@ WITH RECURSIVE ready_jobs AS (
         LIMIT 1
     ) nxt
 ), eligible AS MATERIALIZED (
-    SELECT r.priority, r.job_id, j.job_type
+    SELECT r.priority, r.job_id, j.job_type, j.run
     FROM ready_jobs r
     CROSS JOIN LATERAL (
-        SELECT j.job_type
+        SELECT j.job_type, j.run
         FROM jobs j
         WHERE j.id = r.job_id
           AND j.status = 'running'
@@ -54,7 +54,7 @@ WITH RECURSIVE ready_jobs AS (
     FROM eligible
     WHERE priority = (SELECT min(priority) FROM eligible)
 ), picked AS MATERIALIZED (
-    SELECT s.id, e.job_type
+    SELECT s.id, e.job_type, e.run
     FROM eligible e
     CROSS JOIN share
     CROSS JOIN LATERAL (
@@ -78,5 +78,5 @@ SET status = 'running',
     updated_at = now()
 FROM picked
 WHERE s.id = picked.id
-RETURNING s.id, s.job_id, picked.job_type, s.segment_index, s.start_ms, s.end_ms,
+RETURNING s.id, s.job_id, picked.job_type, picked.run, s.segment_index, s.start_ms, s.end_ms,
           s.attempts, s.max_attempts, s.input

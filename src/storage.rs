@@ -56,17 +56,19 @@ pub fn media_key(user_id: Uuid, media_id: Uuid, file: &str) -> String {
 }
 
 /// Key of a file written by one attempt at a segment:
-/// `jobs/{job_id}/segments/{index}/{attempt}/{file}`. The attempt is part of the key so a
-/// worker that lost its lease can never overwrite what the segment's new owner wrote.
-pub fn segment_key(job_id: Uuid, index: i32, attempt: i32, file: &str) -> String {
-    format!("jobs/{job_id}/segments/{index}/{attempt}/{file}")
+/// `jobs/{job_id}/segments/{index}/{run}-{attempt}/{file}`. The job's run and the attempt
+/// are part of the key so a worker that lost its lease can never overwrite what the
+/// segment's new owner wrote, even after a retry started the attempts again.
+pub fn segment_key(job_id: Uuid, index: i32, run: i32, attempt: i32, file: &str) -> String {
+    format!("jobs/{job_id}/segments/{index}/{run}-{attempt}/{file}")
 }
 
 /// Key of a file written by one attempt at a job's plan step:
-/// `jobs/{job_id}/plan/{attempt}/{file}` (the segments' inputs). As with [`segment_key`],
-/// the attempt keeps a plan that lost its lease from overwriting its successor's files.
-pub fn plan_key(job_id: Uuid, attempt: i32, file: &str) -> String {
-    format!("jobs/{job_id}/plan/{attempt}/{file}")
+/// `jobs/{job_id}/plan/{run}-{attempt}/{file}` (the segments' inputs). As with
+/// [`segment_key`], run and attempt keep a plan that lost its lease from overwriting its
+/// successor's files.
+pub fn plan_key(job_id: Uuid, run: i32, attempt: i32, file: &str) -> String {
+    format!("jobs/{job_id}/plan/{run}-{attempt}/{file}")
 }
 
 /// Key of a job's assembled output: `jobs/{job_id}/output/{file}`.
@@ -492,17 +494,17 @@ mod tests {
             format!("media/{user}/{media}/input.mp4")
         );
         assert_eq!(
-            segment_key(job, 7, 2, "audio.wav"),
-            format!("jobs/{job}/segments/7/2/audio.wav")
+            segment_key(job, 7, 1, 2, "audio.wav"),
+            format!("jobs/{job}/segments/7/1-2/audio.wav")
         );
         assert_eq!(
             job_output_key(job, "out.srt"),
             format!("jobs/{job}/output/out.srt")
         );
-        assert!(segment_key(job, 0, 1, "x").starts_with(&format!("{}/", job_prefix(job))));
+        assert!(segment_key(job, 0, 1, 1, "x").starts_with(&format!("{}/", job_prefix(job))));
         for key in [
             media_key(user, media, "a b.mp4"),
-            segment_key(job, 0, 1, "x"),
+            segment_key(job, 0, 1, 1, "x"),
         ] {
             assert!(parse_key(&key).is_ok(), "{key}");
         }

@@ -86,7 +86,13 @@ pub async fn run_segment(p: &Pipeline, ctx: &SegmentContext) -> Result<Value, Ha
         media::place_clips(&clips, length, &dub)
             .await
             .map_err(|e| pipeline_error(e, None))?;
-        let key = storage::segment_key(segment.job_id, segment.index, segment.attempt, "dub.wav");
+        let key = storage::segment_key(
+            segment.job_id,
+            segment.index,
+            segment.run,
+            segment.attempt,
+            "dub.wav",
+        );
         store(&p.storage, &key, &dub).await?;
         watch.lap("upload");
         let result = SpeechResult {

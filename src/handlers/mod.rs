@@ -13,8 +13,8 @@
 //!
 //! Options are in [`options`]. Where the files are:
 //!
-//! - a speech segment's input: `jobs/{job}/plan/{plan attempt}/segment-{index}.wav`;
-//! - a segment's audio: `jobs/{job}/segments/{index}/{attempt}/…`, its key in the result;
+//! - a speech segment's input: `jobs/{job}/plan/{run}-{plan attempt}/segment-{index}.wav`;
+//! - a segment's audio: `jobs/{job}/segments/{index}/{run}-{attempt}/…`, its key in the result;
 //! - the outputs: `media/{user}/{output media id}/{input name}.{language}.{ext}`. The job's
 //!   output media row is one of them; its `metadata.files` maps every file the job wrote
 //!   (`video`, `audio`, `srt`, `vtt`) to its key, and `metadata.main` names the row's own.

@@ -4,7 +4,7 @@
 //! records, and the subtitle cues finalize builds from the records.
 //!
 //! The plan stores each window as 16 kHz mono WAV (what speech recognizers read, 32 KB a
-//! second) under `jobs/{job}/plan/{attempt}/`, so a segment downloads only its own window,
+//! second) under `jobs/{job}/plan/{run}-{attempt}/`, so a segment downloads only its own window,
 //! never the whole file, and any worker can run it.
 
 use super::common::{
@@ -62,7 +62,7 @@ pub async fn plan(
     need_video: bool,
 ) -> Result<Plan, HandlerError> {
     let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
-    let (job, attempt) = (ctx.job.id, ctx.attempt);
+    let (job, run, attempt) = (ctx.job.id, ctx.job.run, ctx.attempt);
     until_cancelled(&ctx.cancel, async {
         let dir = scratch(job, "plan", attempt)?;
         let path = input.download(&p.storage, dir.path()).await?;
@@ -91,7 +91,7 @@ pub async fn plan(
                     media::extract_speech(path, window, &wav)
                         .await
                         .map_err(|e| pipeline_error(e, Some(input)))?;
-                    let key = storage::plan_key(job, attempt, &format!("segment-{i:05}.wav"));
+                    let key = storage::plan_key(job, run, attempt, &format!("segment-{i:05}.wav"));
                     store(&p.storage, &key, &wav).await?;
                     let _ = tokio::fs::remove_file(&wav).await;
                     let ms = |v: u64| {

@@ -238,8 +238,13 @@ impl Handler for SubtitleToAudio {
             media::place_clips(&clips, window.duration_ms(), &audio)
                 .await
                 .map_err(|e| pipeline_error(e, None))?;
-            let key =
-                storage::segment_key(segment.job_id, segment.index, segment.attempt, "speech.wav");
+            let key = storage::segment_key(
+                segment.job_id,
+                segment.index,
+                segment.run,
+                segment.attempt,
+                "speech.wav",
+            );
             store(&p.storage, &key, &audio).await?;
             watch.lap("upload");
             let result = WindowResult {

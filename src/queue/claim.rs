@@ -65,12 +65,13 @@ pub async fn segments<C: GenericClient + Sync>(
             id: r.get(0),
             job_id: r.get(1),
             job_type: r.get(2),
-            index: r.get(3),
-            start_ms: r.get(4),
-            end_ms: r.get(5),
-            attempt: r.get(6),
-            max_attempts: r.get(7),
-            input: r.get::<_, Option<Value>>(8).unwrap_or(Value::Null),
+            run: r.get(3),
+            index: r.get(4),
+            start_ms: r.get(5),
+            end_ms: r.get(6),
+            attempt: r.get(7),
+            max_attempts: r.get(8),
+            input: r.get::<_, Option<Value>>(9).unwrap_or(Value::Null),
         })
         .collect())
 }

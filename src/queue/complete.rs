@@ -359,6 +359,7 @@ pub async fn plans_done(
                     id: ids[at],
                     job_id: job,
                     job_type: plan.step.job.job_type.clone(),
+                    run: plan.step.job.run,
                     index: i as i32,
                     start_ms: s.start_ms,
                     end_ms: s.end_ms,

@@ -94,6 +94,9 @@ pub struct ClaimedSegment {
     pub id: Uuid,
     pub job_id: Uuid,
     pub job_type: String,
+    /// The job's run (see `jobs.run`): with the attempt, names this attempt uniquely for
+    /// the job's whole life, since a retry starts attempts again.
+    pub run: i32,
     pub index: i32,
     pub start_ms: Option<i32>,
     pub end_ms: Option<i32>,

@@ -91,10 +91,10 @@ async fn objects_round_trip(storage: &Storage) {
 
     let job = Uuid::new_v4();
     let keys = [
-        segment_key(job, 0, 1, "audio.wav"),
-        segment_key(job, 1, 1, "audio.wav"),
-        segment_key(job, 1, 2, "audio.wav"),
-        segment_key(job, 10, 1, "audio.wav"),
+        segment_key(job, 0, 1, 1, "audio.wav"),
+        segment_key(job, 1, 1, 1, "audio.wav"),
+        segment_key(job, 1, 1, 2, "audio.wav"),
+        segment_key(job, 10, 1, 1, "audio.wav"),
         job_output_key(job, "output.srt"),
     ];
     for k in &keys {
@@ -413,7 +413,7 @@ fn local_link(url: &str) -> (String, u64, String) {
 #[tokio::test]
 async fn local_links_point_at_the_api_route() {
     let (storage, _dir) = local();
-    let key = segment_key(Uuid::new_v4(), 3, 1, "audio.wav");
+    let key = segment_key(Uuid::new_v4(), 3, 1, 1, "audio.wav");
     let link = storage.download_url(&key).await.unwrap();
     assert!(
         link.url

@@ -70,7 +70,7 @@ async fn video_translation_dubs_a_video_keeping_picture_and_original_audio_with_
         assert_eq!(
             key,
             format!(
-                "{}/segments/{}/{}/dub.wav",
+                "{}/segments/{}/1-{}/dub.wav",
                 job_prefix(job),
                 s.index,
                 s.attempts
@@ -131,7 +131,7 @@ async fn audio_translation_dubs_an_mp3_through_s3() {
     env.subtitle_file(&row, "srt").await;
     // Everything went through the S3 server: the segments' inputs and outputs too.
     let objects = env.storage.list(&job_prefix(job)).await.unwrap();
-    let plans = objects.iter().filter(|k| k.contains("/plan/1/")).count();
+    let plans = objects.iter().filter(|k| k.contains("/plan/1-1/")).count();
     let dubs = objects.iter().filter(|k| k.ends_with("/dub.wav")).count();
     let segments = env.segments(job).await.len();
     assert_eq!((plans, dubs), (segments, segments), "{objects:?}");
