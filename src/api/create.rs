@@ -14,8 +14,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ErrorBody, check_json};
 use super::jobs::{self, JobResponse};
 use super::{projects, uploads};
-use crate::handlers::{JOB_TYPES, noop::NoopOptions};
-use crate::pipeline::Language;
+use crate::handlers::JOB_TYPES;
 use crate::queue::enqueue::{self, NewJob};
 use crate::{db, sql};
 use axum::extract::State;
@@ -57,13 +56,6 @@ fn accepted_inputs(job_type: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Job types whose output is in another language: they must be told which.
-const TRANSLATING: &[&str] = &[
-    "video_translation",
-    "audio_translation",
-    "subtitle_translation",
-];
-
 /// The price of a job: `rate` credits per started minute of input, at least one minute.
 pub fn price(rate: i64, input_ms: Option<u64>) -> i64 {
     let minutes = input_ms.map_or(1, |ms| ms.div_ceil(60_000).max(1));
@@ -83,37 +75,14 @@ fn input_ms(media: &uploads::MediaRow) -> u64 {
         .map_or(0, |s| (s.max(0.0) * 1000.0).ceil() as u64)
 }
 
-/// Checks the options of `job_type`, as far as the API can tell without its handler.
+/// Checks the options of `job_type` exactly as its handler will, so a job that would fail
+/// at once for its options is refused with 422 instead of being charged.
 fn check_options(job_type: &str, options: &Value) -> Result<(), ApiError> {
     if !options.is_object() {
         return Err(ApiError::Invalid("options must be a JSON object".into()));
     }
     check_json("options", options)?;
-    if job_type == "noop" {
-        return NoopOptions::parse(options)
-            .map(|_| ())
-            .map_err(ApiError::Invalid);
-    }
-    for field in ["source_language", "target_language"] {
-        match &options[field] {
-            Value::Null => {}
-            Value::String(s) => {
-                s.parse::<Language>()
-                    .map_err(|e| ApiError::Invalid(format!("options.{field}: {e}")))?;
-            }
-            _ => {
-                return Err(ApiError::Invalid(format!(
-                    "options.{field} must be a language code such as \"en\""
-                )));
-            }
-        }
-    }
-    if TRANSLATING.contains(&job_type) && options["target_language"].is_null() {
-        return Err(ApiError::Invalid(format!(
-            "a {job_type} job needs options.target_language"
-        )));
-    }
-    Ok(())
+    crate::handlers::validate_options(job_type, options).map_err(ApiError::Invalid)
 }
 
 /// `value` as text with object keys sorted at every level, so that two requests that mean
