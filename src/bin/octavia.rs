@@ -101,6 +101,9 @@ enum JobsCommand {
         /// Options as a JSON object (merged with the flags above)
         #[arg(long)]
         options: Option<String>,
+        /// The input media file (a media_files id of the user's; the pipeline types need one)
+        #[arg(long)]
+        input: Option<Uuid>,
         /// Lower runs first
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         priority: i16,
@@ -222,6 +225,7 @@ async fn run(cli: Cli) -> Result<()> {
             fail_rate,
             fail_segments,
             options,
+            input,
             priority,
             cost,
             max_attempts,
@@ -278,6 +282,7 @@ async fn run(cli: Cli) -> Result<()> {
                         priority,
                         run_at,
                         max_attempts,
+                        input_media_id: input,
                         ..NewJob::new(&job_type, options.clone())
                     })
                     .collect();
