@@ -199,6 +199,19 @@ impl Cluster {
         run(stop, "pg_ctl stop")
     }
 
+    /// Starts the server again after [`Cluster::stop`], on the same port (clients find it
+    /// where it was; [`Cluster::start`] would move a port taken meanwhile).
+    pub fn start_again(&self) -> Result<()> {
+        let mut start = pg_command(&self.bindir, "pg_ctl");
+        start
+            .arg("-D")
+            .arg(&self.dir)
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "start"]);
+        run(start, "pg_ctl start")
+    }
+
     /// Restarts the server the way an operator would (`pg_ctl restart -m fast`).
     pub fn restart(&self) -> Result<()> {
         let mut restart = pg_command(&self.bindir, "pg_ctl");
@@ -295,9 +308,22 @@ pub struct ScratchDatabase {
 
 impl ScratchDatabase {
     pub async fn create(prefix: &str) -> Result<ScratchDatabase> {
-        let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.is_empty() => (with_database(&url, "postgres")?, None),
-            _ => {
+        ScratchDatabase::make(prefix, false).await
+    }
+
+    /// On a throwaway cluster even when `DATABASE_URL` is set: for scenarios that stop
+    /// or restart the server, which must never be someone else's.
+    pub async fn create_on_own_cluster(prefix: &str) -> Result<ScratchDatabase> {
+        ScratchDatabase::make(prefix, true).await
+    }
+
+    async fn make(prefix: &str, own_cluster: bool) -> Result<ScratchDatabase> {
+        let shared = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|url| !url.is_empty() && !own_cluster);
+        let (admin_url, cluster) = match shared {
+            Some(url) => (with_database(&url, "postgres")?, None),
+            None => {
                 let dir =
                     Path::new("target/octavia-pg").join(format!("{prefix}-{}", std::process::id()));
                 let cluster = Cluster::start(&dir, Durability::Durable)?;
