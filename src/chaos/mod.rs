@@ -1,162 +1,119 @@
-//! Fault scenarios against real worker processes, and the checks of Octavia's promises:
-//! every job ends without a human, a completed segment is never run again, and every
-//! user's ledger balances. `bin/chaos` runs them long; the tests run them short.
+//! Fault scenarios against real processes, and the checks of Octavia's promises: every
+//! job ends without a human, a completed segment is never run again, every user's ledger
+//! balances, and no process dies of a fault outside it. `bin/chaos` runs them long
+//! (`octavia chaos <scenario>`); the tests in `tests/it/resilience/` run them short.
+//!
+//! - `kills`: worker processes SIGKILLed and replaced at random ([`random_kills`]);
+//! - `database`: PostgreSQL restarted or crashed, or every connection terminated, under
+//!   three workers and the API ([`database_faults`]);
+//! - `storage`: the S3 server stopped under pipeline jobs, then for good
+//!   ([`storage_outages`]);
+//! - [`s3fs`]: the S3 server that scenario (and the tests) use.
+//!
+//! Each returns a [`ChaosReport`]: jobs by terminal status, segments re-run and why, every
+//! fault with the time things took to recover after it, the ledger per user, and the
+//! violations seen.
 
-use crate::config::Config;
+mod client;
+mod database;
+mod kills;
+mod processes;
+mod report;
+pub mod s3fs;
+mod storage;
+
+pub use database::{DatabaseFault, DatabaseOptions, database_faults};
+pub use kills::{KillsOptions, random_kills};
+pub use processes::Binaries;
+pub use report::{ApiFigures, ChaosReport, FaultRecord, Ledger, Recovery, SegmentFigures};
+pub use storage::{StorageOptions, storage_outages};
+
 use crate::error::{Error, Result};
-use crate::queue::enqueue::{self, NewJob};
 use crate::sql;
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use deadpool_postgres::Pool;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// What a scenario does.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ChaosOptions {
-    /// noop jobs to run
-    #[arg(long, default_value_t = 2000)]
-    pub jobs: u32,
-    /// Segments per job
-    #[arg(long, default_value_t = 5)]
-    pub segments: u32,
-    /// Milliseconds each segment takes
-    #[arg(long, default_value_t = 20)]
-    pub segment_ms: u64,
-    /// Chance a segment attempt fails (retryably)
-    #[arg(long, default_value_t = 0.1)]
-    pub fail_rate: f64,
-    /// Attempts per segment
-    #[arg(long, default_value_t = 10)]
-    pub max_attempts: i32,
-    /// Worker processes
-    #[arg(long, default_value_t = 3)]
-    pub workers: usize,
-    /// --concurrency of each worker
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: u32,
-    /// Kill (SIGKILL) and restart a worker this often, in milliseconds
-    #[arg(long, default_value_t = 3000)]
-    pub kill_every_ms: u64,
-    /// Stop the faults after this many seconds, then let the work finish
-    #[arg(long, default_value_t = 60)]
-    pub chaos_seconds: u64,
-    /// Give up if the work is not done this long after the faults stop
-    #[arg(long, default_value_t = 300)]
-    pub settle_seconds: u64,
-    /// Credits each job costs (reserved, refunded if it fails)
-    #[arg(long, default_value_t = 1)]
-    pub cost: i64,
+/// `octavia chaos <scenario>`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Scenario {
+    /// Kill (SIGKILL) and replace worker processes at random while noop jobs run
+    Kills(KillsOptions),
+    /// Restart PostgreSQL (`pg_ctl restart -m fast`, and crash it then start it again)
+    /// under three workers and the API; always on a throwaway cluster of its own
+    Restarts(DatabaseOptions),
+    /// Terminate every connection (pg_terminate_backend) again and again under three
+    /// workers and the API
+    Connections(DatabaseOptions),
+    /// Stop the S3 server (s3s-fs) while pipeline jobs run, then for good
+    Storage(StorageOptions),
 }
 
-/// What a scenario observed.
-#[derive(Debug, Default, Serialize)]
-pub struct ChaosReport {
-    pub jobs_by_status: BTreeMap<String, i64>,
-    pub segments_by_status: BTreeMap<String, i64>,
-    /// Worker kills.
-    pub kills: usize,
-    /// Segments leased by a worker at the moment it was killed: these, and only these
-    /// (beside retried failures), run again.
-    pub in_flight_at_kills: usize,
-    /// Segment attempts beyond the first, all causes.
-    pub extra_attempts: i64,
-    /// Seconds from the end of the faults until every job ended.
-    pub seconds_to_settle: f64,
-    /// Promise violations; empty when every promise held.
-    pub violations: Vec<String>,
-}
-
-impl ChaosReport {
-    pub fn ok(&self) -> bool {
-        self.violations.is_empty()
+/// Runs `scenario` on a scratch database (DATABASE_URL's server, or a throwaway cluster),
+/// prints its report as JSON on stdout and a summary on stderr, and fails when a promise
+/// was broken.
+pub async fn run_cli(scenario: Scenario) -> Result<()> {
+    let bins = Binaries::beside_this_program()?;
+    let db = match &scenario {
+        Scenario::Restarts(_) => crate::pg::ScratchDatabase::create_on_own_cluster("chaos").await?,
+        _ => crate::pg::ScratchDatabase::create("chaos").await?,
+    };
+    let outcome = match &scenario {
+        Scenario::Kills(o) => random_kills(&db.url, o, &bins).await,
+        Scenario::Restarts(o) => {
+            let cluster = db.cluster.clone();
+            database_faults(&db.url, cluster.as_ref(), DatabaseFault::Restarts, o, &bins).await
+        }
+        Scenario::Connections(o) => {
+            database_faults(&db.url, None, DatabaseFault::Terminations, o, &bins).await
+        }
+        Scenario::Storage(o) => storage_outages(&db.url, o, &bins).await,
+    };
+    db.drop().await?;
+    let report = outcome?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| Error::Invalid(e.to_string()))?
+    );
+    eprint!("{}", report.summary());
+    if !report.ok() {
+        return Err(Error::Invalid(format!(
+            "{} promise violations",
+            report.violations.len()
+        )));
     }
-}
-
-fn worker_exe() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?.with_file_name("octavia-worker");
-    if exe.exists() {
-        return Ok(exe);
-    }
-    Err(Error::Invalid(format!(
-        "{} not found: build it with `cargo build --bins`",
-        exe.display()
-    )))
-}
-
-/// A worker process of the scenario; killed if still running when dropped.
-struct WorkerProcess {
-    id: String,
-    child: Child,
-}
-
-impl WorkerProcess {
-    fn start(exe: &Path, url: &str, id: &str, concurrency: u32) -> Result<WorkerProcess> {
-        let child = Command::new(exe)
-            .args(["--no-migrate", "--worker-id", id])
-            .args(["--concurrency", &concurrency.to_string()])
-            .args([
-                "--set",
-                "worker.lease_seconds=2",
-                "--set",
-                "worker.heartbeat_seconds=1",
-            ])
-            .args([
-                "--set",
-                "worker.rescue_interval_seconds=1",
-                "--set",
-                "worker.poll_interval_ms=200",
-            ])
-            .args([
-                "--set",
-                "worker.backoff_base_ms=50",
-                "--set",
-                "worker.backoff_max_ms=1000",
-            ])
-            .env("DATABASE_URL", url)
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()?;
-        Ok(WorkerProcess {
-            id: id.to_string(),
-            child,
-        })
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
+    Ok(())
 }
 
 /// Watches completed segments: once completed, a segment's result and finish time must
 /// never change (it was not run again).
 #[derive(Default)]
-struct CompletedWatch {
-    seen: HashMap<
-        Uuid,
-        (
-            Option<chrono::DateTime<chrono::Utc>>,
-            Option<serde_json::Value>,
-        ),
-    >,
+pub(crate) struct CompletedWatch {
+    seen: HashMap<Uuid, Completed>,
+    last: Option<Instant>,
 }
 
+type Completed = (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<serde_json::Value>,
+);
+
 impl CompletedWatch {
-    async fn check(
+    /// Compares every completed segment with what it was when first seen; at most every
+    /// half second (reading them all is not free).
+    async fn check<C: deadpool_postgres::GenericClient + Sync>(
         &mut self,
-        client: &deadpool_postgres::Object,
+        client: &C,
         violations: &mut Vec<String>,
     ) -> Result<()> {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(500))
+        {
+            return Ok(());
+        }
+        self.last = Some(Instant::now());
         for row in crate::db::query(client, sql::COMPLETED_SEGMENTS, &[]).await? {
             let id: Uuid = row.get(0);
             let now = (row.get(1), row.get(2));
@@ -172,138 +129,31 @@ impl CompletedWatch {
         }
         Ok(())
     }
+
+    /// [`CompletedWatch::check`] with a connection from `pool`, doing nothing while the
+    /// database is unreachable (during a fault).
+    async fn check_if_reachable(&mut self, pool: &Pool, violations: &mut Vec<String>) {
+        if let Ok(client) = pool.get().await {
+            let _ = self.check(&client, violations).await;
+        }
+    }
 }
 
-/// Random SIGKILLs: `workers` processes over `jobs` noop jobs; every `kill_every_ms` one
-/// worker is killed and a new one started, for `chaos_seconds`; then the work is left to
-/// finish and the promises are checked. `url` is a migrated database of the scenario's own;
-/// `exe` is the `octavia-worker` binary.
-pub async fn random_kills(url: &str, opts: &ChaosOptions, exe: &Path) -> Result<ChaosReport> {
-    let mut config = Config::default();
-    config.database.url = url.to_string();
-    config.database.pool_size = 4;
-    let pool = crate::db::pool(&config.database)?;
-    let mut client = pool.get().await?;
-    let mut report = ChaosReport::default();
-
-    let user = crate::users::create(
-        &client,
-        &format!("chaos-{}@example.com", Uuid::new_v4().simple()),
-        "chaos-password",
-        "user",
-        opts.jobs as i64 * opts.cost.max(0),
-    )
-    .await?;
-    let options = serde_json::json!({
-        "segments": opts.segments,
-        "segment_ms": opts.segment_ms,
-        "fail_rate": opts.fail_rate,
-    });
-    let mut left = opts.jobs as usize;
-    while left > 0 {
-        let n = left.min(5000);
-        let jobs: Vec<NewJob> = (0..n)
-            .map(|_| NewJob {
-                user_id: Some(user),
-                cost_credits: opts.cost,
-                max_attempts: opts.max_attempts,
-                ..NewJob::new("noop", options.clone())
-            })
-            .collect();
-        let tx = client.transaction().await?;
-        enqueue::insert(&tx, &jobs).await?;
-        tx.commit().await?;
-        left -= n;
+/// Promise 3: for every user, the balance equals the sum of the ledger and is not negative;
+/// each job run has at most one reservation and one refund (the unique index guarantees
+/// it; this re-checks the data), and no refund without a reservation.
+pub async fn check_ledgers<C: deadpool_postgres::GenericClient + Sync>(
+    client: &C,
+) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for row in crate::db::query(client, sql::LEDGER_PROBLEMS, &[]).await? {
+        problems.push(row.get::<_, String>(0));
     }
-
-    let mut generation = 0usize;
-    let mut workers: Vec<WorkerProcess> = Vec::new();
-    for _ in 0..opts.workers {
-        workers.push(WorkerProcess::start(
-            exe,
-            url,
-            &format!("chaos-{generation}"),
-            opts.concurrency,
-        )?);
-        generation += 1;
-    }
-    let mut watch = CompletedWatch::default();
-    let chaos_until = Instant::now() + Duration::from_secs(opts.chaos_seconds);
-    let mut next_kill = Instant::now() + Duration::from_millis(opts.kill_every_ms);
-    while Instant::now() < chaos_until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        watch.check(&client, &mut report.violations).await?;
-        if Instant::now() >= next_kill {
-            let victim = rand::random_range(0..workers.len());
-            let mut dead = workers.swap_remove(victim);
-            dead.kill();
-            let held: i64 = crate::db::query(&client, sql::LEASES_OF_WORKER, &[&dead.id])
-                .await?
-                .first()
-                .map(|r| r.get(0))
-                .unwrap_or(0);
-            report.kills += 1;
-            report.in_flight_at_kills += held as usize;
-            workers.push(WorkerProcess::start(
-                exe,
-                url,
-                &format!("chaos-{generation}"),
-                opts.concurrency,
-            )?);
-            generation += 1;
-            next_kill += Duration::from_millis(opts.kill_every_ms);
-        }
-        if unfinished(&client).await? == 0 {
-            break;
-        }
-    }
-
-    let settling = Instant::now();
-    let deadline = settling + Duration::from_secs(opts.settle_seconds);
-    while unfinished(&client).await? > 0 {
-        if Instant::now() > deadline {
-            report.violations.push(format!(
-                "{} jobs had not ended {} s after the faults stopped",
-                unfinished(&client).await?,
-                opts.settle_seconds
-            ));
-            break;
-        }
-        watch.check(&client, &mut report.violations).await?;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    report.seconds_to_settle = settling.elapsed().as_secs_f64();
-    watch.check(&client, &mut report.violations).await?;
-    drop(workers);
-
-    for row in crate::db::query(&client, sql::QUEUE_STATS, &[]).await? {
-        let kind: &str = row.get(0);
-        let name: Option<String> = row.get(1);
-        let n: Option<i64> = row.get(2);
-        match kind {
-            "jobs" => {
-                report
-                    .jobs_by_status
-                    .insert(name.unwrap_or_default(), n.unwrap_or(0));
-            }
-            "segments" => {
-                report
-                    .segments_by_status
-                    .insert(name.unwrap_or_default(), n.unwrap_or(0));
-            }
-            _ => {}
-        }
-    }
-    report.extra_attempts = crate::db::query(&client, sql::EXTRA_ATTEMPTS, &[])
-        .await?
-        .first()
-        .map(|r| r.get::<_, i64>(0))
-        .unwrap_or(0);
-    report.violations.extend(check_ledgers(&client).await?);
-    Ok(report)
+    Ok(problems)
 }
 
-async fn unfinished(client: &deadpool_postgres::Object) -> Result<i64> {
+/// Jobs not yet in a terminal status.
+async fn unfinished<C: deadpool_postgres::GenericClient + Sync>(client: &C) -> Result<i64> {
     Ok(
         crate::db::query(client, sql::COUNT_UNFINISHED_JOBS, &[&false])
             .await?
@@ -313,33 +163,111 @@ async fn unfinished(client: &deadpool_postgres::Object) -> Result<i64> {
     )
 }
 
-/// Promise 3: for every user, the balance equals the sum of the ledger and is not negative;
-/// each job run has at most one reservation and one refund (the unique index guarantees
-/// it; this re-checks the data), and no refund without a reservation.
-pub async fn check_ledgers(client: &deadpool_postgres::Object) -> Result<Vec<String>> {
-    let mut problems = Vec::new();
-    for row in crate::db::query(client, sql::LEDGER_PROBLEMS, &[]).await? {
-        problems.push(row.get::<_, String>(0));
+/// Waits (at most `secs`) until every job has ended, watching completed segments; returns
+/// the seconds it took. Rides out a database that is still coming back.
+async fn settle(
+    pool: &Pool,
+    watch: &mut CompletedWatch,
+    secs: u64,
+    report: &mut ChaosReport,
+) -> f64 {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    loop {
+        let open = match pool.get().await {
+            Ok(client) => unfinished(&client).await.ok(),
+            Err(_) => None,
+        };
+        if open == Some(0) {
+            break;
+        }
+        if Instant::now() > deadline {
+            report.violations.push(format!(
+                "{} jobs had not ended {secs} s after the faults stopped",
+                open.map_or("some".to_string(), |n| n.to_string())
+            ));
+            break;
+        }
+        watch.check_if_reachable(pool, &mut report.violations).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok(problems)
+    let seconds = seconds_since(started);
+    watch.check_if_reachable(pool, &mut report.violations).await;
+    seconds
 }
 
-/// `octavia chaos kills`: [`random_kills`] on a scratch database, printing the report as
-/// JSON. Fails when a promise was broken.
-pub async fn run_kills(opts: &ChaosOptions) -> Result<()> {
-    let db = crate::pg::ScratchDatabase::create("chaos").await?;
-    let outcome = random_kills(&db.url, opts, &worker_exe()?).await;
-    db.drop().await?;
-    let report = outcome?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).map_err(|e| Error::Invalid(e.to_string()))?
-    );
-    if !report.ok() {
-        return Err(Error::Invalid(format!(
-            "{} promise violations",
-            report.violations.len()
-        )));
+/// The database's clock now, waiting (up to a minute) for it to answer: the instant a
+/// fault ended, on the clock that stamps completions.
+async fn db_clock(pool: &Pool) -> Result<chrono::DateTime<chrono::Utc>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let read = async {
+            let client = pool.get().await?;
+            let row = crate::db::query_opt(&client, sql::DB_CLOCK, &[]).await?;
+            Ok::<_, Error>(row.map(|r| r.get(0)))
+        }
+        .await;
+        match read {
+            Ok(Some(t)) => return Ok(t),
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            Ok(None) => return Err(Error::Invalid("the database has no clock".into())),
+            Err(e) => return Err(e),
+        }
     }
-    Ok(())
+}
+
+/// Seconds from `at` (database clock) to the first completion after it.
+async fn first_completion_after(
+    client: &deadpool_postgres::Object,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<f64>> {
+    Ok(
+        crate::db::query_opt(client, sql::FIRST_COMPLETION_AFTER, &[&at])
+            .await?
+            .and_then(|r| r.get(0)),
+    )
+}
+
+/// Every segment leased right now; empty when the database cannot say.
+async fn running_segments(pool: &Pool) -> HashSet<Uuid> {
+    let Ok(client) = pool.get().await else {
+        return HashSet::new();
+    };
+    crate::db::query(&client, sql::RUNNING_SEGMENTS, &[])
+        .await
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until `workers` connections LISTEN for work and `apis` for job events (at most
+/// `secs`); returns the seconds since `since` (a fault's end), or `None` if they did not
+/// all come back.
+async fn wait_for_listeners(
+    pool: &Pool,
+    workers: i64,
+    apis: i64,
+    since: Instant,
+    secs: u64,
+) -> Option<f64> {
+    while since.elapsed() < Duration::from_secs(secs) {
+        if let Ok(client) = pool.get().await
+            && let Ok(rows) = crate::db::query(&client, sql::LISTENERS, &[]).await
+        {
+            let count = |channel: &str| {
+                rows.iter()
+                    .find(|r| r.get::<_, &str>(0) == channel)
+                    .map_or(0, |r| r.get::<_, i64>(1))
+            };
+            if count("LISTEN octavia_work") >= workers && count("LISTEN octavia_job_events") >= apis
+            {
+                return Some(seconds_since(since));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
+fn seconds_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
 }
