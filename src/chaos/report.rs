@@ -53,7 +53,7 @@ pub struct SegmentFigures {
 pub struct FaultRecord {
     /// `sigkill`, `pg_restart` (`pg_ctl restart -m fast`), `pg_crash` (stopped with
     /// `-m immediate`, started again after the outage), `terminate_backends`,
-    /// `storage_stop`.
+    /// `storage_stop` (started again after the outage), `storage_gone` (never again).
     pub kind: &'static str,
     /// Seconds from the scenario's start.
     pub at_seconds: f64,

@@ -197,7 +197,7 @@ pub async fn storage_outages(
     s3.stop();
     settle(&pool, &mut watch, opts.settle_seconds, &mut report).await;
     report.faults.push(FaultRecord {
-        kind: "storage_stop",
+        kind: "storage_gone",
         at_seconds,
         outage_seconds: seconds_since(started) - at_seconds,
         in_flight: caught.len(),
