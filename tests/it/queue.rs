@@ -766,3 +766,59 @@ async fn a_slow_handler_that_keeps_heartbeating_is_never_rescued() {
         2
     );
 }
+
+/// Found by `octavia chaos kills`: segments are handed out in (priority, job age) order
+/// whatever plan the database picks. The claim once let the planner drive it from `jobs`
+/// in heap order when its statistics (taken while the jobs were queued) made that look
+/// cheap: priorities were ignored, and a job whose row had moved (every progress update
+/// moves it) waited behind all the others, a killed worker's rescued segments with it.
+/// The planner settings below make that plan the cheapest, as those statistics did.
+#[tokio::test]
+async fn segment_claims_follow_priority_then_age_whatever_the_plan() {
+    let db = TestDb::new().await;
+    let mut jobs: Vec<_> = (0..400).map(|_| job("probe", json!({}))).collect();
+    // The newest job, but the most urgent.
+    jobs[399].priority = -1;
+    let ids = enqueue_jobs(&db, jobs).await;
+    let mut client = db.client().await;
+    // Planned, two pending segments each, as plans_done leaves them...
+    client
+        .batch_execute(
+            "UPDATE jobs SET status = 'running', step = 'segments', segments_total = 2;
+             INSERT INTO job_segments (job_id, segment_index, priority)
+             SELECT id, i, priority FROM jobs, generate_series(0, 1) i",
+        )
+        .await
+        .unwrap();
+    // ...then the oldest and the urgent one touched: their rows move to the heap's end.
+    let moved: Vec<Uuid> = ids[..50].iter().chain([&ids[399]]).copied().collect();
+    client
+        .execute(
+            "UPDATE jobs SET updated_at = now() WHERE id = ANY($1)",
+            &[&moved],
+        )
+        .await
+        .unwrap();
+    let opts = ClaimOptions {
+        worker_id: "w".into(),
+        job_types: None,
+        lease: Duration::from_secs(30),
+    };
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(
+        "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+         SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off",
+    )
+    .await
+    .unwrap();
+    let claimed = claim::segments(&tx, &opts, 8).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut got: Vec<Uuid> = claimed.iter().map(|s| s.job_id).collect();
+    got.sort();
+    got.dedup();
+    // The urgent job first (alone at its priority, its share is all it has), then the
+    // oldest, two segments each.
+    let mut want = vec![ids[399], ids[0], ids[1], ids[2]];
+    want.sort();
+    assert_eq!(got, want);
+}
