@@ -125,14 +125,17 @@ pub async fn random_kills(url: &str, opts: &KillsOptions, bins: &Binaries) -> Re
             let mut dead = workers.swap_remove(victim);
             let at = seconds_since(started);
             dead.kill();
-            // The dead worker claims nothing more: its leases now are exactly what it
-            // had in flight.
             let at_db = db_clock(&pool).await?;
-            let held: Vec<Uuid> = crate::db::query(&client, sql::LEASES_OF_WORKER, &[&dead.name])
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+            // What the dead worker leased is what it had in flight. Looked at twice: the
+            // server finishes a statement a killed client had sent (a claim may commit
+            // just after the kill), and a lease renewed late may be rescued soon after.
+            let mut held = leases_of(&client, &dead.name).await?;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            for id in leases_of(&client, &dead.name).await? {
+                if !held.contains(&id) {
+                    held.push(id);
+                }
+            }
             kills.push(Kill {
                 record: FaultRecord {
                     kind: "sigkill",
@@ -193,4 +196,13 @@ pub async fn random_kills(url: &str, opts: &KillsOptions, bins: &Binaries) -> Re
         report.logs = Some(logs.keep());
     }
     Ok(report)
+}
+
+/// Segments `worker` holds leased.
+async fn leases_of(client: &deadpool_postgres::Object, worker: &str) -> Result<Vec<Uuid>> {
+    Ok(crate::db::query(client, sql::LEASES_OF_WORKER, &[&worker])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }

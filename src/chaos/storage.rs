@@ -27,8 +27,8 @@ use uuid::Uuid;
 /// What the storage scenario does; the defaults are `bin/chaos`'s long run.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StorageOptions {
-    /// subtitle_to_audio jobs run through the outages
-    #[arg(long, default_value_t = 24)]
+    /// subtitle_to_audio jobs run through the outages (enough to outlast them)
+    #[arg(long, default_value_t = 40)]
     pub jobs: u32,
     /// Cues of each job's subtitles: one segment each
     #[arg(long, default_value_t = 3)]
