@@ -822,3 +822,54 @@ async fn segment_claims_follow_priority_then_age_whatever_the_plan() {
     want.sort();
     assert_eq!(got, want);
 }
+
+/// Found by `octavia chaos kills` (deadlock detected, 40P01, in the server's log): a
+/// worker's heartbeat and its completer write the same leased rows side by side. Both
+/// lock them in id order, so however their lists are ordered they queue up instead of
+/// deadlocking.
+#[tokio::test]
+async fn a_heartbeat_and_a_completion_of_the_same_leases_never_deadlock() {
+    let db = TestDb::new().await;
+    let opts = ClaimOptions {
+        worker_id: "w".into(),
+        job_types: None,
+        lease: Duration::from_secs(30),
+    };
+    for round in 0..5 {
+        let [id] = enqueue_jobs(&db, vec![job("probe", json!({}))]).await[..] else {
+            unreachable!()
+        };
+        let mut client = db.client().await;
+        // (The previous round's job is at its finalize step: claimed too, left alone.)
+        let plan = claim::steps(&client, &opts, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.job.id == id)
+            .expect("the new job's plan");
+        let segs = vec![octavia::queue::complete::NewSegment::default(); 1000];
+        let data = json!({});
+        complete::plans_done(&mut client, "w", &[(&plan, &segs[..], &data)])
+            .await
+            .unwrap();
+        let mut claimed: Vec<(Uuid, i32)> = claim::segments(&client, &opts, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| (s.id, s.attempt))
+            .collect();
+        assert_eq!(claimed.len(), 1000, "round {round}");
+        claimed.sort();
+        let results: Vec<_> = claimed.iter().map(|&(s, a)| (s, a, json!({}))).collect();
+        let mut reversed = claimed.clone();
+        reversed.reverse();
+        let mut other = db.client().await;
+        let (renewed, completed) = tokio::join!(
+            heartbeat::renew(&client, "w", Duration::from_secs(30), &reversed, &[]),
+            complete::segments(&mut other, &results),
+        );
+        renewed.unwrap_or_else(|e| panic!("round {round}: heartbeat: {e}"));
+        completed.unwrap_or_else(|e| panic!("round {round}: completion: {e}"));
+        assert_eq!(status(&db, id).await, "running");
+    }
+}
