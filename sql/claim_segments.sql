@@ -6,8 +6,15 @@
 --    however many segments each job has. It is evaluated lazily, so it stops as soon as
 --    `eligible` has its rows.
 -- 2. eligible keeps up to $2 of those jobs that may run segments now (running, at the
---    segments step, not being cancelled, of a wanted type). LATERAL with LIMIT 1 keeps this a nested
---    loop, so the walk is pulled one job at a time.
+--    segments step, not being cancelled, of a wanted type), in the walk's order. The
+--    LIMIT 1 in its LATERAL subquery (at most one row anyway: j.id is the key) is what
+--    keeps this a nested loop driven by the walk, pulled one job at a time: without it
+--    the planner pulls the subquery up into a plain join and, when jobs' statistics
+--    underestimate the running ones (analyzed while they were queued), puts jobs on the
+--    outside, walks every ready job, and hands out jobs in heap order. Found by
+--    `octavia chaos kills`: priorities were ignored and a killed worker's rescued
+--    segments waited behind every newer job, since their jobs' rows had moved to the
+--    end of the heap.
 -- 3. Each eligible job gets an equal share of the batch: $2 divided by the number of jobs
 --    of the most urgent priority present. Jobs are visited in (priority, job_id) order and
 --    the outer LIMIT stops the visit once $2 rows are locked, so a lower priority only gets
@@ -44,8 +51,6 @@ WITH RECURSIVE ready_jobs AS (
           AND j.step = 'segments'
           AND j.cancel_requested_at IS NULL
           AND ($3::text[] IS NULL OR j.job_type = ANY($3::text[]))
-        -- LIMIT keeps the planner from flattening this into a join it could reorder,
-        -- which would walk every ready job before taking any.
         LIMIT 1
     ) j
     LIMIT $2

@@ -4,7 +4,17 @@
 -- changes nothing and its media row is not inserted (the INSERT joins the jobs actually
 -- completed). jobs.output_media_id references the new row; the foreign key is checked at
 -- the end of the statement, after both writes.
-WITH done AS (
+WITH locked AS MATERIALIZED (
+    -- Job rows are locked in id order, as every statement writing several jobs (the
+    -- heartbeat among them) locks them, so they cannot deadlock.
+    SELECT j.id
+    FROM jobs j
+    JOIN unnest($2::uuid[], $3::int[]) AS f(id, attempt)
+      ON j.id = f.id AND j.attempts = f.attempt
+    WHERE j.locked_by = $1 AND j.step = 'finalize' AND j.status = 'running'
+    ORDER BY j.id
+    FOR UPDATE OF j
+), done AS (
     UPDATE jobs j
     SET status = 'completed',
         step = 'done',
@@ -15,8 +25,8 @@ WITH done AS (
         lease_expires_at = NULL,
         last_error = NULL,
         updated_at = now()
-    FROM unnest($2::uuid[], $3::int[], $4::uuid[]) AS f(id, attempt, output)
-    WHERE j.id = f.id AND j.attempts = f.attempt AND j.locked_by = $1
+    FROM unnest($2::uuid[], $3::int[], $4::uuid[]) AS f(id, attempt, output), locked l
+    WHERE j.id = f.id AND l.id = f.id AND j.attempts = f.attempt AND j.locked_by = $1
       AND j.step = 'finalize' AND j.status = 'running'
     RETURNING j.id, j.output_media_id
 ), media AS (

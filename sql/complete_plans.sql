@@ -11,7 +11,17 @@
 -- never leased. Wakes the workers on commit when anything was left for them. Returns
 -- (job, cancelling, max_attempts) per plan recorded: a job whose cancel was requested
 -- meanwhile is settled by the caller.
-WITH planned AS (
+WITH locked AS MATERIALIZED (
+    -- Job rows are locked in id order, as every statement writing several jobs (the
+    -- heartbeat among them) locks them, so they cannot deadlock.
+    SELECT j.id
+    FROM jobs j
+    JOIN unnest($2::uuid[], $3::int[]) AS p(id, attempt)
+      ON j.id = p.id AND j.attempts = p.attempt
+    WHERE j.locked_by = $1 AND j.step = 'plan' AND j.status = 'running'
+    ORDER BY j.id
+    FOR UPDATE OF j
+), planned AS (
     UPDATE jobs j
     SET step = CASE WHEN p.n > 0 THEN 'segments'::job_step ELSE 'finalize'::job_step END,
         segments_total = p.n,
@@ -23,8 +33,9 @@ WITH planned AS (
         lease_expires_at = NULL,
         last_error = NULL,
         updated_at = now()
-    FROM unnest($2::uuid[], $3::int[], $4::int[], $5::jsonb[]) AS p(id, attempt, n, plan)
-    WHERE j.id = p.id AND j.attempts = p.attempt AND j.locked_by = $1
+    FROM unnest($2::uuid[], $3::int[], $4::int[], $5::jsonb[]) AS p(id, attempt, n, plan),
+         locked l
+    WHERE j.id = p.id AND l.id = p.id AND j.attempts = p.attempt AND j.locked_by = $1
       AND j.step = 'plan' AND j.status = 'running'
     RETURNING j.id, j.priority, j.max_attempts, p.n,
               j.cancel_requested_at IS NOT NULL AS cancelling

@@ -18,7 +18,18 @@
 -- whether it is being cancelled or already failed (the caller then settles it), the
 -- completed segment ids (the others were stale), and, for a finalize leased to this
 -- worker, what running it needs.
-WITH done AS (
+WITH locked_segments AS MATERIALIZED (
+    -- Segment rows are locked in id order before they are written, as heartbeat.sql
+    -- locks them: the worker's heartbeat renews these same rows meanwhile, and two
+    -- statements locking them in their lists' orders deadlocked.
+    SELECT s.id
+    FROM job_segments s
+    JOIN unnest($1::uuid[], $2::int[]) AS d(id, attempt)
+      ON s.id = d.id AND s.attempts = d.attempt
+    WHERE s.status = 'running'
+    ORDER BY s.id
+    FOR UPDATE OF s
+), done AS (
     UPDATE job_segments s
     SET status = 'completed',
         result = d.result,
@@ -27,8 +38,9 @@ WITH done AS (
         lease_expires_at = NULL,
         last_error = NULL,
         updated_at = now()
-    FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS d(id, attempt, result)
-    WHERE s.id = d.id AND s.attempts = d.attempt AND s.status = 'running'
+    FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS d(id, attempt, result),
+         locked_segments l
+    WHERE s.id = d.id AND l.id = d.id AND s.attempts = d.attempt AND s.status = 'running'
     RETURNING s.id, s.job_id
 ), counts AS (
     SELECT job_id, count(*)::int AS n, array_agg(id) AS ids FROM done GROUP BY job_id

@@ -5,19 +5,40 @@
 -- Returns each lease still held, with `stop` set when its job is being cancelled or has
 -- already failed: the worker tells those handlers to stop. A lease missing from the
 -- answer was lost.
-WITH segs AS (
+--
+-- The segment rows are locked in id order first (locked_segs), the order
+-- complete_segments.sql locks them in too: a worker's heartbeat and its completer write
+-- the same rows side by side, and in their lists' orders they deadlocked (found by
+-- `octavia chaos kills`). A row completed while we waited for it no longer matches after
+-- the lock and is left out, as lost.
+WITH locked_segs AS MATERIALIZED (
+    SELECT s.id
+    FROM job_segments s
+    JOIN unnest($3::uuid[], $4::int[]) AS h(id, attempt)
+      ON s.id = h.id AND s.attempts = h.attempt
+    WHERE s.status = 'running' AND s.locked_by = $1
+    ORDER BY s.id
+    FOR UPDATE OF s
+), segs AS (
     UPDATE job_segments s
     SET lease_expires_at = now() + make_interval(secs => $2)
-    FROM unnest($3::uuid[], $4::int[]) AS h(id, attempt)
-    WHERE s.id = h.id AND s.attempts = h.attempt
-      AND s.status = 'running' AND s.locked_by = $1
+    FROM locked_segs l
+    WHERE s.id = l.id
     RETURNING s.id, s.job_id
+), locked_steps AS MATERIALIZED (
+    -- Job rows likewise, in id order, as every statement writing several jobs locks them.
+    SELECT j.id
+    FROM jobs j
+    JOIN unnest($5::uuid[], $6::int[]) AS h(id, attempt)
+      ON j.id = h.id AND j.attempts = h.attempt
+    WHERE j.status = 'running' AND j.locked_by = $1
+    ORDER BY j.id
+    FOR UPDATE OF j
 ), steps AS (
     UPDATE jobs j
     SET lease_expires_at = now() + make_interval(secs => $2)
-    FROM unnest($5::uuid[], $6::int[]) AS h(id, attempt)
-    WHERE j.id = h.id AND j.attempts = h.attempt
-      AND j.status = 'running' AND j.locked_by = $1
+    FROM locked_steps l
+    WHERE j.id = l.id
     RETURNING j.id, j.cancel_requested_at IS NOT NULL AS stop
 )
 SELECT segs.id, false AS is_step,

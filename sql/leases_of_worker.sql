@@ -1,2 +1,3 @@
--- Segments leased by worker $1 (for the chaos report: what a kill leaves in flight).
-SELECT count(*) FROM job_segments WHERE status = 'running' AND locked_by = $1
+-- Segments leased by worker $1 (for the chaos report: what a kill leaves in flight, and
+-- so what may run again).
+SELECT id FROM job_segments WHERE status = 'running' AND locked_by = $1

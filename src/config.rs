@@ -101,6 +101,8 @@ pub struct StorageConfig {
     pub s3_secret_access_key: String,
     pub s3_path_style: bool,
     pub s3_allow_http: bool,
+    pub s3_max_retries: u32,
+    pub s3_retry_timeout_seconds: u64,
     pub url_expiry_seconds: u64,
     pub signing_secret: String,
 }
@@ -117,6 +119,8 @@ impl Default for StorageConfig {
             s3_secret_access_key: String::new(),
             s3_path_style: true,
             s3_allow_http: false,
+            s3_max_retries: 3,
+            s3_retry_timeout_seconds: 15,
             url_expiry_seconds: 900,
             signing_secret: String::new(),
         }
@@ -536,6 +540,10 @@ impl Config {
                 ));
             }
         }
+        positive(
+            "storage.s3_retry_timeout_seconds",
+            s.s3_retry_timeout_seconds,
+        )?;
         positive("storage.url_expiry_seconds", s.url_expiry_seconds)?;
         // S3 refuses presigned URLs that claim to live longer than a week.
         if s.url_expiry_seconds > 604_800 {

@@ -14,7 +14,7 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error("migration failed: {0}")]
     Migrate(#[from] refinery::Error),
-    #[error("storage: {0}")]
+    #[error("storage: {}", chain(.0))]
     Storage(#[from] object_store::Error),
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
@@ -45,6 +45,24 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
             None => e.to_string(),
         },
     }
+}
+
+/// An error with its causes: object_store's own message stops at "error sending
+/// request", while the cause that tells an operator what to fix ("Connection refused", a
+/// DNS failure, a TLS error) is further down the chain.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        // Wrappers often repeat their cause's text: keep each piece once.
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

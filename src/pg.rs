@@ -209,6 +209,19 @@ impl Cluster {
         run(stop, "pg_ctl stop")
     }
 
+    /// Starts the server again after [`Cluster::stop`], on the same port (clients find it
+    /// where it was; [`Cluster::start`] would move a port taken meanwhile).
+    pub fn start_again(&self) -> Result<()> {
+        let mut start = pg_command(&self.bindir, "pg_ctl");
+        start
+            .arg("-D")
+            .arg(&self.dir)
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "start"]);
+        run(start, "pg_ctl start")
+    }
+
     /// Restarts the server the way an operator would (`pg_ctl restart -m fast`).
     pub fn restart(&self) -> Result<()> {
         let mut restart = pg_command(&self.bindir, "pg_ctl");
@@ -326,9 +339,27 @@ impl ScratchDatabase {
     /// A new, migrated database named after `prefix`; every scratch database of this
     /// process is on the same server.
     pub async fn create(prefix: &str) -> Result<ScratchDatabase> {
+        ScratchDatabase::make(prefix, false).await
+    }
+
+    /// On a throwaway cluster of its own even when `DATABASE_URL` is set: for scenarios
+    /// that stop or restart the server, which must never be someone else's.
+    pub async fn create_on_own_cluster(prefix: &str) -> Result<ScratchDatabase> {
+        ScratchDatabase::make(prefix, true).await
+    }
+
+    async fn make(prefix: &str, own_cluster: bool) -> Result<ScratchDatabase> {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let (admin_url, cluster) = scratch_server()?.clone();
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (admin_url, cluster) = if own_cluster {
+            let dir =
+                Path::new("target/octavia-pg").join(format!("{prefix}-{}-{n}", std::process::id()));
+            let cluster = Cluster::start(&dir, Durability::Durable)?;
+            cluster.remove_at_exit()?;
+            (cluster.url("postgres"), Some(cluster))
+        } else {
+            scratch_server()?.clone()
+        };
         let name = format!("octavia_{prefix}_{}_{n}", std::process::id());
         drop_database(&admin_url, &name).await?;
         create_database(&admin_url, &name, None).await?;

@@ -20,7 +20,9 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
 use object_store::signer::{Signer, Url};
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -150,11 +152,20 @@ impl Storage {
             "s3" => {
                 // Not from_env: every setting comes from Octavia's configuration, and stray
                 // AWS_* variables must not silently change where objects go.
+                // object_store's own default retries a request for up to three minutes,
+                // invisibly; bounded here so an outage surfaces as a failed attempt the
+                // queue retries (see storage.s3_max_retries in config.toml).
+                let retry = RetryConfig {
+                    max_retries: config.s3_max_retries as usize,
+                    retry_timeout: Duration::from_secs(config.s3_retry_timeout_seconds),
+                    ..RetryConfig::default()
+                };
                 let mut builder = AmazonS3Builder::new()
                     .with_bucket_name(&config.s3_bucket)
                     .with_region(&config.s3_region)
                     .with_allow_http(config.s3_allow_http)
-                    .with_virtual_hosted_style_request(!config.s3_path_style);
+                    .with_virtual_hosted_style_request(!config.s3_path_style)
+                    .with_retry(retry);
                 if !config.s3_endpoint.is_empty() {
                     builder = builder.with_endpoint(&config.s3_endpoint);
                 }

@@ -38,15 +38,9 @@ enum Command {
     Queue(QueueCommand),
     /// Measure the queue on a fresh database and print JSON figures
     Bench(octavia::bench::BenchArgs),
-    /// Fault scenarios on a fresh database, checking every promise
+    /// Fault scenarios on a fresh database, checking every promise (report as JSON)
     #[command(subcommand)]
-    Chaos(ChaosCommand),
-}
-
-#[derive(Subcommand)]
-enum ChaosCommand {
-    /// Kill and restart worker processes at random while noop jobs run
-    Kills(octavia::chaos::ChaosOptions),
+    Chaos(octavia::chaos::Scenario),
 }
 
 #[derive(Subcommand)]
@@ -185,8 +179,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo => return Ok(octavia::demo::run(config).await?),
         Command::Bench(args) => return octavia::bench::run(args).await.map_err(Into::into),
-        Command::Chaos(ChaosCommand::Kills(opts)) => {
-            return octavia::chaos::run_kills(&opts).await.map_err(Into::into);
+        Command::Chaos(scenario) => {
+            return octavia::chaos::run_cli(scenario).await.map_err(Into::into);
         }
         _ => {}
     }

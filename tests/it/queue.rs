@@ -882,3 +882,115 @@ async fn completions_lease_the_next_step_to_a_worker_with_free_slots() {
         .collect();
     assert_eq!(claimed, vec![ids[0]]);
 }
+
+/// Found by `octavia chaos kills`: segments are handed out in (priority, job age) order
+/// whatever plan the database picks. The claim once let the planner drive it from `jobs`
+/// in heap order when its statistics (taken while the jobs were queued) made that look
+/// cheap: priorities were ignored, and a job whose row had moved (every progress update
+/// moves it) waited behind all the others, a killed worker's rescued segments with it.
+/// The planner settings below make that plan the cheapest, as those statistics did.
+#[tokio::test]
+async fn segment_claims_follow_priority_then_age_whatever_the_plan() {
+    let db = TestDb::new().await;
+    let mut jobs: Vec<_> = (0..400).map(|_| job("probe", json!({}))).collect();
+    // The newest job, but the most urgent.
+    jobs[399].priority = -1;
+    let ids = enqueue_jobs(&db, jobs).await;
+    let mut client = db.client().await;
+    // Planned, two pending segments each, as plans_done leaves them...
+    client
+        .batch_execute(
+            "UPDATE jobs SET status = 'running', step = 'segments', segments_total = 2;
+             INSERT INTO job_segments (job_id, segment_index, priority)
+             SELECT id, i, priority FROM jobs, generate_series(0, 1) i",
+        )
+        .await
+        .unwrap();
+    // ...then the oldest and the urgent one touched: their rows move to the heap's end.
+    let moved: Vec<Uuid> = ids[..50].iter().chain([&ids[399]]).copied().collect();
+    client
+        .execute(
+            "UPDATE jobs SET updated_at = now() WHERE id = ANY($1)",
+            &[&moved],
+        )
+        .await
+        .unwrap();
+    let opts = ClaimOptions {
+        worker_id: "w".into(),
+        job_types: None,
+        lease: Duration::from_secs(30),
+    };
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(
+        "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+         SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off",
+    )
+    .await
+    .unwrap();
+    let claimed = claim::segments(&tx, &opts, 8).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut got: Vec<Uuid> = claimed.iter().map(|s| s.job_id).collect();
+    got.sort();
+    got.dedup();
+    // The urgent job first (alone at its priority, its share is all it has), then the
+    // oldest, two segments each.
+    let mut want = vec![ids[399], ids[0], ids[1], ids[2]];
+    want.sort();
+    assert_eq!(got, want);
+}
+
+/// Found by `octavia chaos kills` (deadlock detected, 40P01, in the server's log): a
+/// worker's heartbeat and its completer write the same leased rows side by side. Both
+/// lock them in id order, so however their lists are ordered they queue up instead of
+/// deadlocking.
+#[tokio::test]
+async fn a_heartbeat_and_a_completion_of_the_same_leases_never_deadlock() {
+    let db = TestDb::new().await;
+    let opts = ClaimOptions {
+        worker_id: "w".into(),
+        job_types: None,
+        lease: Duration::from_secs(30),
+    };
+    for round in 0..5 {
+        let [id] = enqueue_jobs(&db, vec![job("probe", json!({}))]).await[..] else {
+            unreachable!()
+        };
+        let client = db.client().await;
+        // (The previous round's job is at its finalize step: claimed too, left alone.)
+        let plan = claim::steps(&client, &opts, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.job.id == id)
+            .expect("the new job's plan");
+        let segs = vec![octavia::queue::complete::NewSegment::default(); 1000];
+        let data = json!({});
+        let record = complete::PlanRecord {
+            step: &plan,
+            segments: &segs,
+            data: &data,
+        };
+        complete::plans_done(&client, "w", &[record], None)
+            .await
+            .unwrap();
+        let mut claimed: Vec<(Uuid, i32)> = claim::segments(&client, &opts, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| (s.id, s.attempt))
+            .collect();
+        assert_eq!(claimed.len(), 1000, "round {round}");
+        claimed.sort();
+        let results: Vec<_> = claimed.iter().map(|&(s, a)| (s, a, json!({}))).collect();
+        let mut reversed = claimed.clone();
+        reversed.reverse();
+        let other = db.client().await;
+        let (renewed, completed) = tokio::join!(
+            heartbeat::renew(&client, "w", Duration::from_secs(30), &reversed, &[]),
+            complete::segments(&other, &results, None),
+        );
+        renewed.unwrap_or_else(|e| panic!("round {round}: heartbeat: {e}"));
+        completed.unwrap_or_else(|e| panic!("round {round}: completion: {e}"));
+        assert_eq!(status(&db, id).await, "running");
+    }
+}

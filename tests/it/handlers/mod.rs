@@ -36,7 +36,7 @@ pub struct Env {
     pub storage: Storage,
     /// Where outputs are downloaded to, and the local store's directory.
     pub dir: TempDir,
-    _s3: Option<S3Server>,
+    pub s3: Option<S3Server>,
 }
 
 impl Env {
@@ -67,7 +67,7 @@ impl Env {
             config,
             storage,
             dir,
-            _s3: s3,
+            s3,
         }
     }
 

@@ -1,0 +1,189 @@
+//! The real processes a scenario runs: `octavia-worker`s and `octavia-api`, each logging
+//! into the scenario's log directory, killed if still running when dropped.
+
+use crate::error::{Error, Result};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// The executables a scenario starts.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub worker: PathBuf,
+    pub api: PathBuf,
+}
+
+impl Binaries {
+    /// `octavia-worker` and `octavia-api` beside the running program (how `octavia chaos`
+    /// finds the binaries built with it).
+    pub fn beside_this_program() -> Result<Binaries> {
+        let here = std::env::current_exe()?;
+        let find = |name: &str| {
+            let exe = here.with_file_name(name);
+            if exe.is_file() {
+                Ok(exe)
+            } else {
+                Err(Error::Invalid(format!(
+                    "{} not found: build it with `cargo build --bins` (bin/chaos does)",
+                    exe.display()
+                )))
+            }
+        };
+        Ok(Binaries {
+            worker: find("octavia-worker")?,
+            api: find("octavia-api")?,
+        })
+    }
+}
+
+/// Where a scenario's processes write their logs: removed at the end unless the scenario
+/// found a violation, when it is kept for the post-mortem.
+pub(crate) struct Logs(TempDir);
+
+impl Logs {
+    pub fn new(scenario: &str) -> Result<Logs> {
+        Ok(Logs(
+            tempfile::Builder::new()
+                .prefix(&format!("octavia-chaos-{scenario}-"))
+                .tempdir()?,
+        ))
+    }
+
+    fn file(&self, name: &str) -> Result<std::fs::File> {
+        Ok(std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.0.path().join(format!("{name}.log")))?)
+    }
+
+    /// Keeps the directory and returns its path.
+    pub fn keep(self) -> String {
+        self.0.keep().display().to_string()
+    }
+}
+
+/// A child process, killed when dropped.
+pub(crate) struct Process {
+    pub name: String,
+    child: Child,
+}
+
+impl Process {
+    fn spawn(mut command: Command, name: &str, logs: &Logs) -> Result<Process> {
+        let log = logs.file(name)?;
+        let child = command
+            .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| Error::Invalid(format!("cannot start {name}: {e}")))?;
+        Ok(Process {
+            name: name.to_string(),
+            child,
+        })
+    }
+
+    /// Whether it is still running (a fault outside it must never end it).
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL, and reaped.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An `octavia-worker` on `url` with short leases and intervals, so a scenario's faults
+/// are recovered from in seconds, plus `settings` (`section.key=value`) of its own.
+pub(crate) fn start_worker(
+    exe: &Path,
+    url: &str,
+    id: &str,
+    concurrency: u32,
+    settings: &[String],
+    logs: &Logs,
+) -> Result<Process> {
+    let mut command = Command::new(exe);
+    command
+        .args(["--no-migrate", "--worker-id", id])
+        .args(["--concurrency", &concurrency.to_string()])
+        .env("DATABASE_URL", url);
+    let defaults = [
+        "worker.lease_seconds=2",
+        "worker.heartbeat_seconds=1",
+        "worker.rescue_interval_seconds=1",
+        "worker.poll_interval_ms=200",
+        "worker.backoff_base_ms=50",
+        "worker.backoff_max_ms=1000",
+        "database.connect_timeout_seconds=2",
+    ];
+    // Later settings win, so the scenario's own override these defaults.
+    for s in defaults
+        .iter()
+        .map(|s| s.to_string())
+        .chain(settings.iter().cloned())
+    {
+        command.args(["--set", &s]);
+    }
+    Process::spawn(command, id, logs)
+}
+
+/// An `octavia-api` on a free loopback port with the local store in `store_dir`, ready
+/// (answering /healthz) when this returns. Returns the process and its base URL.
+pub(crate) async fn start_api(
+    exe: &Path,
+    url: &str,
+    store_dir: &Path,
+    settings: &[String],
+    logs: &Logs,
+) -> Result<(Process, String)> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut command = Command::new(exe);
+    command
+        .args(["--no-migrate", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--public-url", &base])
+        .env("DATABASE_URL", url);
+    let secret = format!("chaos-{}", uuid::Uuid::new_v4().simple());
+    let defaults = [
+        format!("storage.local_dir={}", store_dir.display()),
+        format!("storage.signing_secret={secret}"),
+        "database.connect_timeout_seconds=2".into(),
+    ];
+    for s in defaults.iter().chain(settings) {
+        command.args(["--set", s]);
+    }
+    let mut process = Process::spawn(command, "api", logs)?;
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if !process.is_alive() {
+            return Err(Error::Invalid(
+                "octavia-api exited at start-up (see its log)".into(),
+            ));
+        }
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return Ok((process, base));
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Invalid(format!(
+                "octavia-api did not answer on {base} within 30 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
