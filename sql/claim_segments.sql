@@ -51,6 +51,13 @@ WITH RECURSIVE ready_jobs AS (
           AND j.step = 'segments'
           AND j.cancel_requested_at IS NULL
           AND ($3::text[] IS NULL OR j.job_type = ANY($3::text[]))
+          -- A job whose pending segments all wait out a retry delay takes no place in the
+          -- batch, so jobs behind it with work ready still get their share.
+          AND EXISTS (
+              SELECT 1 FROM job_segments s
+              WHERE s.job_id = r.job_id AND s.priority = r.priority
+                AND s.status = 'pending' AND s.run_at <= now()
+          )
         LIMIT 1
     ) j
     LIMIT $2

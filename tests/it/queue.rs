@@ -994,3 +994,49 @@ async fn a_heartbeat_and_a_completion_of_the_same_leases_never_deadlock() {
         assert_eq!(status(&db, id).await, "running");
     }
 }
+
+#[tokio::test]
+async fn jobs_waiting_out_a_retry_delay_do_not_hold_back_jobs_with_work_ready() {
+    let db = TestDb::new().await;
+    // More delayed jobs than a whole batch, older than the one with work ready.
+    let ids = enqueue_jobs(
+        &db,
+        (0..12)
+            .map(|_| job("probe", json!({ "segments": 1 })))
+            .collect(),
+    )
+    .await;
+    let client = db.client().await;
+    let opts = ClaimOptions {
+        worker_id: "a".into(),
+        job_types: None,
+        lease: Duration::from_secs(30),
+    };
+    let steps = claim::steps(&client, &opts, 20).await.unwrap();
+    let segs = [complete::NewSegment::default()];
+    let data = json!({});
+    let records: Vec<complete::PlanRecord> = steps
+        .iter()
+        .map(|s| complete::PlanRecord {
+            step: s,
+            segments: &segs,
+            data: &data,
+        })
+        .collect();
+    complete::plans_done(&client, "a", &records, None)
+        .await
+        .unwrap();
+    // Every job but the newest waits an hour for its retry.
+    client
+        .execute(
+            "UPDATE job_segments SET run_at = now() + interval '1 hour' WHERE job_id <> $1",
+            &[&ids[11]],
+        )
+        .await
+        .unwrap();
+    let claimed = claim::segments(&client, &opts, 8).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|s| s.job_id).collect::<Vec<_>>(),
+        vec![ids[11]]
+    );
+}
