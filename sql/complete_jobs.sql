@@ -6,12 +6,11 @@
 -- the end of the statement, after both writes.
 WITH locked AS MATERIALIZED (
     -- Job rows are locked in id order, as every statement writing several jobs (the
-    -- heartbeat among them) locks them, so they cannot deadlock.
+    -- heartbeat among them) locks them, so they cannot deadlock. Found by key only (see
+    -- complete_segments.sql); the lease is checked when writing.
     SELECT j.id
     FROM jobs j
-    JOIN unnest($2::uuid[], $3::int[]) AS f(id, attempt)
-      ON j.id = f.id AND j.attempts = f.attempt
-    WHERE j.locked_by = $1 AND j.step = 'finalize' AND j.status = 'running'
+    WHERE j.id = ANY($2::uuid[])
     ORDER BY j.id
     FOR UPDATE OF j
 ), done AS (

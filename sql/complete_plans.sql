@@ -13,12 +13,11 @@
 -- meanwhile is settled by the caller.
 WITH locked AS MATERIALIZED (
     -- Job rows are locked in id order, as every statement writing several jobs (the
-    -- heartbeat among them) locks them, so they cannot deadlock.
+    -- heartbeat among them) locks them, so they cannot deadlock. Found by key only (see
+    -- complete_segments.sql); the lease is checked when writing.
     SELECT j.id
     FROM jobs j
-    JOIN unnest($2::uuid[], $3::int[]) AS p(id, attempt)
-      ON j.id = p.id AND j.attempts = p.attempt
-    WHERE j.locked_by = $1 AND j.step = 'plan' AND j.status = 'running'
+    WHERE j.id = ANY($2::uuid[])
     ORDER BY j.id
     FOR UPDATE OF j
 ), planned AS (

@@ -21,12 +21,13 @@
 WITH locked_segments AS MATERIALIZED (
     -- Segment rows are locked in id order before they are written, as heartbeat.sql
     -- locks them: the worker's heartbeat renews these same rows meanwhile, and two
-    -- statements locking them in their lists' orders deadlocked.
+    -- statements locking them in their lists' orders deadlocked. Only the key is used to
+    -- find them: with `status = 'running'` here the planner may walk
+    -- job_segments_lease_idx instead, whose dead entries (every segment that ran) grow
+    -- until vacuum; the status and the attempt are checked when writing.
     SELECT s.id
     FROM job_segments s
-    JOIN unnest($1::uuid[], $2::int[]) AS d(id, attempt)
-      ON s.id = d.id AND s.attempts = d.attempt
-    WHERE s.status = 'running'
+    WHERE s.id = ANY($1::uuid[])
     ORDER BY s.id
     FOR UPDATE OF s
 ), done AS (

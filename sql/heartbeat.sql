@@ -12,33 +12,34 @@
 -- `octavia chaos kills`). A row completed while we waited for it no longer matches after
 -- the lock and is left out, as lost.
 WITH locked_segs AS MATERIALIZED (
+    -- Found by key only, as in complete_segments.sql (why: see there); the lease is
+    -- checked when writing.
     SELECT s.id
     FROM job_segments s
-    JOIN unnest($3::uuid[], $4::int[]) AS h(id, attempt)
-      ON s.id = h.id AND s.attempts = h.attempt
-    WHERE s.status = 'running' AND s.locked_by = $1
+    WHERE s.id = ANY($3::uuid[])
     ORDER BY s.id
     FOR UPDATE OF s
 ), segs AS (
     UPDATE job_segments s
     SET lease_expires_at = now() + make_interval(secs => $2)
-    FROM locked_segs l
-    WHERE s.id = l.id
+    FROM locked_segs l, unnest($3::uuid[], $4::int[]) AS h(id, attempt)
+    WHERE s.id = l.id AND h.id = l.id AND s.attempts = h.attempt
+      AND s.status = 'running' AND s.locked_by = $1
     RETURNING s.id, s.job_id
 ), locked_steps AS MATERIALIZED (
-    -- Job rows likewise, in id order, as every statement writing several jobs locks them.
+    -- Job rows likewise, in id order, as every statement writing several jobs locks them,
+    -- found by key only.
     SELECT j.id
     FROM jobs j
-    JOIN unnest($5::uuid[], $6::int[]) AS h(id, attempt)
-      ON j.id = h.id AND j.attempts = h.attempt
-    WHERE j.status = 'running' AND j.locked_by = $1
+    WHERE j.id = ANY($5::uuid[])
     ORDER BY j.id
     FOR UPDATE OF j
 ), steps AS (
     UPDATE jobs j
     SET lease_expires_at = now() + make_interval(secs => $2)
-    FROM locked_steps l
-    WHERE j.id = l.id
+    FROM locked_steps l, unnest($5::uuid[], $6::int[]) AS h(id, attempt)
+    WHERE j.id = l.id AND h.id = l.id AND j.attempts = h.attempt
+      AND j.status = 'running' AND j.locked_by = $1
     RETURNING j.id, j.cancel_requested_at IS NOT NULL AS stop
 )
 SELECT segs.id, false AS is_step,

@@ -370,7 +370,7 @@ const FLUSH_AFTER: Duration = Duration::from_millis(2);
 /// (each completion adds to its job's counter), and each kind's next batch grows while the
 /// previous one commits.
 async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>) {
-    let capacity = 2 * shared.config.worker.concurrency as usize;
+    let capacity = 4 * shared.config.worker.concurrency as usize;
     let (segments_tx, segments_rx) = mpsc::channel(capacity);
     let (plans_tx, plans_rx) = mpsc::channel(capacity);
     let (finals_tx, finals_rx) = mpsc::channel(capacity);
