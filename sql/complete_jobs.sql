@@ -7,8 +7,8 @@
 WITH locked AS MATERIALIZED (
     -- Job rows are locked in id order, as every statement writing several jobs (the
     -- heartbeat among them) locks them, so they cannot deadlock. Found by key only (see
-    -- complete_segments.sql); the lease is checked when writing.
-    SELECT j.id
+    -- complete_segments.sql); the lease is checked on the locked values.
+    SELECT j.id, j.attempts, j.locked_by, j.step, j.status
     FROM jobs j
     WHERE j.id = ANY($2::uuid[])
     ORDER BY j.id
@@ -25,8 +25,8 @@ WITH locked AS MATERIALIZED (
         last_error = NULL,
         updated_at = now()
     FROM unnest($2::uuid[], $3::int[], $4::uuid[]) AS f(id, attempt, output), locked l
-    WHERE j.id = f.id AND l.id = f.id AND j.attempts = f.attempt AND j.locked_by = $1
-      AND j.step = 'finalize' AND j.status = 'running'
+    WHERE l.id = f.id AND j.id = l.id AND l.attempts = f.attempt AND l.locked_by = $1
+      AND l.step = 'finalize' AND l.status = 'running'
     RETURNING j.id, j.output_media_id
 ), media AS (
     INSERT INTO media_files (id, project_id, user_id, s3_key, media_type, duration_seconds,

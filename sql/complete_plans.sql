@@ -14,8 +14,8 @@
 WITH locked AS MATERIALIZED (
     -- Job rows are locked in id order, as every statement writing several jobs (the
     -- heartbeat among them) locks them, so they cannot deadlock. Found by key only (see
-    -- complete_segments.sql); the lease is checked when writing.
-    SELECT j.id
+    -- complete_segments.sql); the lease is checked on the locked values.
+    SELECT j.id, j.attempts, j.locked_by, j.step, j.status
     FROM jobs j
     WHERE j.id = ANY($2::uuid[])
     ORDER BY j.id
@@ -34,8 +34,8 @@ WITH locked AS MATERIALIZED (
         updated_at = now()
     FROM unnest($2::uuid[], $3::int[], $4::int[], $5::jsonb[]) AS p(id, attempt, n, plan),
          locked l
-    WHERE j.id = p.id AND l.id = p.id AND j.attempts = p.attempt AND j.locked_by = $1
-      AND j.step = 'plan' AND j.status = 'running'
+    WHERE l.id = p.id AND j.id = l.id AND l.attempts = p.attempt AND l.locked_by = $1
+      AND l.step = 'plan' AND l.status = 'running'
     RETURNING j.id, j.priority, j.max_attempts, p.n,
               j.cancel_requested_at IS NOT NULL AS cancelling
 ), inserted AS (

@@ -25,12 +25,15 @@ WITH locked_segments AS MATERIALIZED (
     -- find them: with `status = 'running'` here the planner may walk
     -- job_segments_lease_idx instead, whose dead entries (every segment that ran) grow
     -- until vacuum; the status and the attempt are checked when writing.
-    SELECT s.id
+    SELECT s.id, s.status, s.attempts
     FROM job_segments s
     WHERE s.id = ANY($1::uuid[])
     ORDER BY s.id
     FOR UPDATE OF s
 ), done AS (
+    -- The fence is checked on the locked rows' values (`l`), which are current: a
+    -- condition on `s.status` would again let the planner reach `s` through the lease
+    -- index.
     UPDATE job_segments s
     SET status = 'completed',
         result = d.result,
@@ -41,7 +44,7 @@ WITH locked_segments AS MATERIALIZED (
         updated_at = now()
     FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS d(id, attempt, result),
          locked_segments l
-    WHERE s.id = d.id AND l.id = d.id AND s.attempts = d.attempt AND s.status = 'running'
+    WHERE l.id = d.id AND s.id = l.id AND l.attempts = d.attempt AND l.status = 'running'
     RETURNING s.id, s.job_id
 ), counts AS (
     SELECT job_id, count(*)::int AS n, array_agg(id) AS ids FROM done GROUP BY job_id

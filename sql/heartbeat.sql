@@ -12,9 +12,9 @@
 -- `octavia chaos kills`). A row completed while we waited for it no longer matches after
 -- the lock and is left out, as lost.
 WITH locked_segs AS MATERIALIZED (
-    -- Found by key only, as in complete_segments.sql (why: see there); the lease is
-    -- checked when writing.
-    SELECT s.id
+    -- Found by key only, and the lease checked on the locked values, as in
+    -- complete_segments.sql (why: see there).
+    SELECT s.id, s.status, s.attempts, s.locked_by
     FROM job_segments s
     WHERE s.id = ANY($3::uuid[])
     ORDER BY s.id
@@ -23,13 +23,13 @@ WITH locked_segs AS MATERIALIZED (
     UPDATE job_segments s
     SET lease_expires_at = now() + make_interval(secs => $2)
     FROM locked_segs l, unnest($3::uuid[], $4::int[]) AS h(id, attempt)
-    WHERE s.id = l.id AND h.id = l.id AND s.attempts = h.attempt
-      AND s.status = 'running' AND s.locked_by = $1
+    WHERE h.id = l.id AND s.id = l.id AND l.attempts = h.attempt
+      AND l.status = 'running' AND l.locked_by = $1
     RETURNING s.id, s.job_id
 ), locked_steps AS MATERIALIZED (
     -- Job rows likewise, in id order, as every statement writing several jobs locks them,
     -- found by key only.
-    SELECT j.id
+    SELECT j.id, j.status, j.attempts, j.locked_by
     FROM jobs j
     WHERE j.id = ANY($5::uuid[])
     ORDER BY j.id
@@ -38,8 +38,8 @@ WITH locked_segs AS MATERIALIZED (
     UPDATE jobs j
     SET lease_expires_at = now() + make_interval(secs => $2)
     FROM locked_steps l, unnest($5::uuid[], $6::int[]) AS h(id, attempt)
-    WHERE j.id = l.id AND h.id = l.id AND j.attempts = h.attempt
-      AND j.status = 'running' AND j.locked_by = $1
+    WHERE h.id = l.id AND j.id = l.id AND l.attempts = h.attempt
+      AND l.status = 'running' AND l.locked_by = $1
     RETURNING j.id, j.cancel_requested_at IS NOT NULL AS stop
 )
 SELECT segs.id, false AS is_step,
