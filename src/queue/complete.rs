@@ -335,6 +335,13 @@ pub async fn plans_done(
         ],
     )
     .await?;
+    // Where each plan's segments start in the arrays sent (they were sent plan by plan).
+    let mut offsets = std::collections::HashMap::with_capacity(plans.len());
+    let mut at = 0;
+    for plan in plans {
+        offsets.insert(plan.step.job.id, (plan, at));
+        at += plan.segments.len();
+    }
     let mut done = PlansDone::default();
     for row in &rows {
         let job: Uuid = row.get(0);
@@ -344,30 +351,24 @@ pub async fn plans_done(
             continue;
         }
         let max_attempts: i32 = row.get(2);
-        let plan = plans
-            .iter()
-            .find(|p| p.step.job.id == job)
-            .expect("a recorded plan is ours");
+        let (plan, first) = offsets[&job];
         for (i, s) in plan.segments.iter().enumerate() {
-            let at = seg_jobs
-                .iter()
-                .zip(&indexes)
-                .position(|(j, x)| *j == job && *x == i as i32)
-                .expect("every segment was sent");
-            if leased[at] {
-                done.leased.push(ClaimedSegment {
-                    id: ids[at],
-                    job_id: job,
-                    job_type: plan.step.job.job_type.clone(),
-                    run: plan.step.job.run,
-                    index: i as i32,
-                    start_ms: s.start_ms,
-                    end_ms: s.end_ms,
-                    attempt: 1,
-                    max_attempts,
-                    input: s.input.clone(),
-                });
+            if !leased[first + i] {
+                // Leases went to the first segments sent: none further on either.
+                break;
             }
+            done.leased.push(ClaimedSegment {
+                id: ids[first + i],
+                job_id: job,
+                job_type: plan.step.job.job_type.clone(),
+                run: plan.step.job.run,
+                index: i as i32,
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+                attempt: 1,
+                max_attempts,
+                input: s.input.clone(),
+            });
         }
     }
     Ok(done)
