@@ -51,15 +51,20 @@ WITH RECURSIVE ready_jobs AS (
           AND j.step = 'segments'
           AND j.cancel_requested_at IS NULL
           AND ($3::text[] IS NULL OR j.job_type = ANY($3::text[]))
-          -- A job whose pending segments all wait out a retry delay takes no place in the
-          -- batch, so jobs behind it with work ready still get their share.
-          AND EXISTS (
-              SELECT 1 FROM job_segments s
-              WHERE s.job_id = r.job_id AND s.priority = r.priority
-                AND s.status = 'pending' AND s.run_at <= now()
-          )
         LIMIT 1
     ) j
+    -- A job whose pending segments all wait out a retry delay takes no place in the
+    -- batch, so jobs behind it with work ready still get their share. Written as a
+    -- LATERAL in the claim index's order with LIMIT 1, not as EXISTS: an EXISTS was
+    -- planned as a sequential scan of job_segments per job.
+    CROSS JOIN LATERAL (
+        SELECT 1
+        FROM job_segments s
+        WHERE s.job_id = r.job_id AND s.priority = r.priority
+          AND s.status = 'pending' AND s.run_at <= now()
+        ORDER BY s.segment_index
+        LIMIT 1
+    ) ready
     LIMIT $2
 ), share AS (
     SELECT ceil($2::numeric / greatest(count(*), 1))::int AS per_job

@@ -133,14 +133,17 @@ impl Worker {
         };
         let slots = Arc::new(Semaphore::new(config.worker.concurrency as usize));
         // The claimer, one writer per kind and the heartbeat.
-        let lease_pool = crate::db::pool_with(
-            &config.database,
-            5,
-            config
-                .worker
-                .async_commit
-                .then_some("-c synchronous_commit=off"),
-        )?;
+        // Every statement on these sessions is written to reach its rows through an
+        // index. Queue tables swing from empty to millions of rows faster than their
+        // statistics follow, and a plan made while a table looked empty (a sequential scan
+        // per claimed job, say) stays cached in the prepared statement; ruling sequential
+        // scans out keeps such a plan from ever being chosen.
+        let options = if config.worker.async_commit {
+            "-c enable_seqscan=off -c synchronous_commit=off"
+        } else {
+            "-c enable_seqscan=off"
+        };
+        let lease_pool = crate::db::pool_with(&config.database, 5, Some(options))?;
         Ok(Worker {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
