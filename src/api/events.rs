@@ -15,17 +15,17 @@ use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ErrorBody};
 use super::jobs::{self, is_terminal};
+use crate::queue::listener;
 use crate::{db, sql};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use serde::Serialize;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -60,32 +60,27 @@ impl JobEvents {
     /// Listens on `url` until `stop` is cancelled.
     pub fn start(url: String, stop: CancellationToken) -> JobEvents {
         let (sender, _) = broadcast::channel(BUFFER);
-        let connected = Arc::new(AtomicBool::new(false));
-        let events = JobEvents {
-            sender: sender.clone(),
-            connected: connected.clone(),
-        };
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    outcome = listen_once(&url, &sender, &connected) => {
-                        connected.store(false, Ordering::SeqCst);
-                        match outcome {
-                            Ok(()) => backoff = Duration::from_millis(100),
-                            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "job events LISTEN failed"),
-                        }
-                    }
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        });
-        events
+        let to_streams = sender.clone();
+        // No receiver is not an error: there may be no stream open.
+        let listener = listener::Listener::start(
+            url,
+            LISTEN,
+            move |event| {
+                let _ = match event {
+                    listener::Event::Notification(payload) => match payload.parse::<Uuid>() {
+                        Ok(id) => to_streams.send(Signal::Job(id)),
+                        Err(_) => return,
+                    },
+                    // Whatever changed while nobody listened: every stream looks again.
+                    listener::Event::Listening => to_streams.send(Signal::Resync),
+                };
+            },
+            stop,
+        );
+        JobEvents {
+            sender,
+            connected: listener.connected_flag(),
+        }
     }
 
     /// Whether the LISTEN is in place right now.
@@ -96,47 +91,6 @@ impl JobEvents {
     fn subscribe(&self) -> broadcast::Receiver<Signal> {
         self.sender.subscribe()
     }
-}
-
-/// Connects, LISTENs and forwards notifications until the connection ends; Ok means it
-/// was connected and then lost.
-async fn listen_once(
-    url: &str,
-    sender: &broadcast::Sender<Signal>,
-    connected: &AtomicBool,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if let Ok(id) = n.payload().parse::<Uuid>()
-                        && tx.send(id).is_err()
-                    {
-                        return Ok(());
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    });
-    client.batch_execute(LISTEN).await?;
-    connected.store(true, Ordering::SeqCst);
-    // Whatever changed while nobody listened: every stream looks again. (No receiver is
-    // not an error: there may be no stream open.)
-    let _ = sender.send(Signal::Resync);
-    while let Some(id) = rx.recv().await {
-        let _ = sender.send(Signal::Job(id));
-    }
-    drop(client);
-    if let Ok(Err(e)) = driver.await {
-        tracing::warn!(error = %e, "job events LISTEN connection lost");
-    }
-    Ok(())
 }
 
 /// One event of a job's stream (SSE event name `job`).

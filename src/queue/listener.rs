@@ -1,8 +1,8 @@
-//! The LISTEN connection that wakes idle workers when work becomes ready. It is a
-//! dedicated connection (a pooled one would be handed to other queries), reconnects with
-//! backoff when it breaks, and wakes the worker after every (re)connect, since
-//! notifications sent while it was down are lost. Workers also poll, so a lost
-//! notification delays work by at most one poll interval.
+//! A LISTEN connection that survives: a dedicated connection (a pooled one would be handed
+//! to other queries) that reconnects with backoff when it breaks and says so, since
+//! notifications sent while it was down are lost. Workers listen for new work on
+//! [`super::WORK_CHANNEL`] (and poll besides, so a lost notification delays work by at
+//! most one poll interval); the API listens for job changes to feed its event streams.
 
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -12,9 +12,18 @@ use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-/// LISTEN is a utility statement (it cannot be prepared, so it is not in `sql/`); the
-/// channel is [`super::WORK_CHANNEL`].
-const LISTEN: &str = "LISTEN octavia_work";
+/// `LISTEN` for the workers' channel. LISTEN is a utility statement (it cannot be prepared,
+/// so it is not in `sql/`).
+pub const LISTEN_WORK: &str = "LISTEN octavia_work";
+
+/// What a listener reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A notification arrived, with its payload.
+    Notification(String),
+    /// The LISTEN is (again) in place: whatever was notified meanwhile is lost.
+    Listening,
+}
 
 /// A running listener.
 pub struct Listener {
@@ -23,9 +32,14 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Starts listening at `url`; every notification (and every reconnect) calls
-    /// `wake.notify_one()`. Stops when `stop` is cancelled.
-    pub fn start(url: String, wake: Arc<Notify>, stop: CancellationToken) -> Listener {
+    /// Runs `listen` (a `LISTEN …` statement) at `url` and calls `on_event` for every
+    /// notification and every (re)connection, until `stop` is cancelled.
+    pub fn start(
+        url: String,
+        listen: &'static str,
+        on_event: impl Fn(Event) + Send + Sync + 'static,
+        stop: CancellationToken,
+    ) -> Listener {
         let connected = Arc::new(AtomicBool::new(false));
         let flag = connected.clone();
         let task = tokio::spawn(async move {
@@ -33,12 +47,12 @@ impl Listener {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    outcome = listen_once(&url, &wake, &flag) => {
+                    outcome = listen_once(&url, listen, &on_event, &flag) => {
                         flag.store(false, Ordering::SeqCst);
                         match outcome {
                             // It had been connected: start over quickly.
                             Ok(()) => backoff = Duration::from_millis(100),
-                            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "LISTEN connection failed"),
+                            Err(e) => tracing::warn!(error = %e, statement = listen, retry_in = ?backoff, "LISTEN connection failed"),
                         }
                     }
                 }
@@ -52,9 +66,19 @@ impl Listener {
         Listener { connected, task }
     }
 
+    /// The workers' listener: every notification, and every reconnection, wakes `wake`.
+    pub fn for_work(url: String, wake: Arc<Notify>, stop: CancellationToken) -> Listener {
+        Listener::start(url, LISTEN_WORK, move |_| wake.notify_one(), stop)
+    }
+
     /// Whether the LISTEN is in place right now.
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::SeqCst)
+    }
+
+    /// A handle on [`Listener::is_connected`] that outlives borrows of the listener.
+    pub fn connected_flag(&self) -> Arc<AtomicBool> {
+        self.connected.clone()
     }
 
     pub async fn stop(self) {
@@ -67,7 +91,8 @@ impl Listener {
 /// was connected and then lost.
 async fn listen_once(
     url: &str,
-    wake: &Notify,
+    listen: &str,
+    on_event: &(impl Fn(Event) + Send + Sync),
     connected: &AtomicBool,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
@@ -76,8 +101,8 @@ async fn listen_once(
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    if tx.send(()).is_err() {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(n.payload().to_string()).is_err() {
                         return Ok(());
                     }
                 }
@@ -87,20 +112,16 @@ async fn listen_once(
         }
         Ok(())
     });
-    client.batch_execute(LISTEN).await?;
+    client.batch_execute(listen).await?;
     connected.store(true, Ordering::SeqCst);
-    tracing::debug!("listening for work");
-    // Anything notified while we were not listening is lost: look for work now.
-    wake.notify_one();
-    while rx.recv().await.is_some() {
-        wake.notify_one();
+    tracing::debug!(statement = listen, "listening");
+    on_event(Event::Listening);
+    while let Some(payload) = rx.recv().await {
+        on_event(Event::Notification(payload));
     }
     drop(client);
-    match driver.await {
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "LISTEN connection lost");
-            Ok(())
-        }
-        _ => Ok(()),
+    if let Ok(Err(e)) = driver.await {
+        tracing::warn!(error = %e, statement = listen, "LISTEN connection lost");
     }
+    Ok(())
 }

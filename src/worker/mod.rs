@@ -173,7 +173,7 @@ impl Worker {
         let config = shared.config.clone();
         let background = CancellationToken::new();
         let listener = config.worker.listen.then(|| {
-            Listener::start(
+            Listener::for_work(
                 config.database.url.clone(),
                 shared.wake.clone(),
                 background.clone(),
