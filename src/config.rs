@@ -145,6 +145,7 @@ pub struct WorkerConfig {
     pub handler_timeout_seconds: u64,
     pub shutdown_grace_seconds: u64,
     pub async_commit: bool,
+    pub segment_retention_seconds: u64,
 }
 
 impl Default for WorkerConfig {
@@ -165,6 +166,7 @@ impl Default for WorkerConfig {
             handler_timeout_seconds: 1800,
             shutdown_grace_seconds: 30,
             async_commit: true,
+            segment_retention_seconds: 604_800,
         }
     }
 }

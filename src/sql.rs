@@ -70,6 +70,7 @@ statements! {
     PING => "ping.sql",
     PROJECT_OWNER => "project_owner.sql",
     PROJECTS_OF_USER => "projects_of_user.sql",
+    PRUNE_SEGMENTS => "prune_segments.sql",
     QUEUE_STATS => "queue_stats.sql",
     RECENT_CREDITS => "recent_credits.sql",
     REFUND_JOBS => "refund_jobs.sql",

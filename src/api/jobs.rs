@@ -112,6 +112,9 @@ pub async fn view<C: GenericClient + Sync>(
             _ => {}
         }
     }
+    // A completed job's segment rows are pruned after worker.segment_retention_seconds;
+    // its counter still says how many completed.
+    segments.completed = segments.completed.max(job.segments_done.into());
     let output = match job.output_media_id {
         Some(media_id) if job.status == "completed" => match uploads::load(client, media_id).await?
         {

@@ -94,3 +94,15 @@ pub async fn run(client: &mut Object, limit: i64) -> Result<Rescued> {
     tx.commit().await?;
     Ok(report)
 }
+
+/// Deletes the segment rows of up to `limit` jobs completed more than `retention` ago.
+/// Returns (jobs pruned, segment rows deleted).
+pub async fn prune<C: deadpool_postgres::GenericClient + Sync>(
+    client: &C,
+    retention: std::time::Duration,
+    limit: i64,
+) -> Result<(i64, i64)> {
+    let seconds = retention.as_secs_f64();
+    let row = db::query(client, sql::PRUNE_SEGMENTS, &[&seconds, &limit]).await?;
+    Ok(row.first().map(|r| (r.get(0), r.get(1))).unwrap_or((0, 0)))
+}

@@ -655,6 +655,38 @@ async fn rescue_loop(shared: Arc<Shared>, stop: CancellationToken) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "rescue failed"),
         }
+        prune(&shared).await;
+    }
+}
+
+/// Deletes the segment rows of jobs completed longer than `segment_retention_seconds` ago,
+/// a few batches per pass so a backlog is worked off without one long statement.
+async fn prune(shared: &Arc<Shared>) {
+    let retention = shared.config.worker.segment_retention_seconds;
+    if retention == 0 {
+        return;
+    }
+    const JOBS_PER_BATCH: i64 = 100;
+    for _ in 0..10 {
+        let pruned = async {
+            let client = shared.pool.get().await?;
+            rescue::prune(&client, Duration::from_secs(retention), JOBS_PER_BATCH).await
+        }
+        .await;
+        match pruned {
+            Ok((jobs, rows)) => {
+                if jobs > 0 {
+                    tracing::debug!(jobs, rows, "pruned finished segments");
+                }
+                if jobs < JOBS_PER_BATCH {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning finished segments failed");
+                return;
+            }
+        }
     }
 }
 
