@@ -22,6 +22,9 @@ pub struct SuiteArgs {
     /// Also measure the claim rate with 1,000,000 queued segments and 5,000,000 finished rows
     #[arg(long)]
     pub scale: bool,
+    /// Also run at 80 % of the measured segment rate for this many minutes
+    #[arg(long, default_value_t = 0)]
+    pub soak_minutes: u64,
     /// Where the JSON report is written
     #[arg(long, default_value = "target/bench/latest.json")]
     pub json: PathBuf,
@@ -42,9 +45,25 @@ pub struct SuiteReport {
     pub api: ApiLoad,
     /// Peak RSS of one worker at --concurrency 256.
     pub worker_rss_mb_at_256: f64,
+    /// Minutes at 80 % of the segment rate, with finished segments pruned after 60 s.
+    pub soak: Option<Soak>,
     /// Segments/s with 1,000,000 queued and 5,000,000 finished rows, and with only
     /// 300,000 queued (enough for the 10 s measured), each over 1,000 running jobs.
     pub scale: Option<Scale>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Soak {
+    pub offered_segments_per_second: f64,
+    /// Completed segments per second, one figure per minute.
+    pub segments_per_second_by_minute: Vec<f64>,
+    /// Largest gap between a minute's rate and the mean, as a share of the mean.
+    pub max_deviation: f64,
+    /// job_segments with its indexes, in MB, at the end of each minute.
+    pub job_segments_mb_by_minute: Vec<f64>,
+    /// jobs with its indexes, in MB, at the end of each minute (the product's records: it
+    /// grows with every job by design).
+    pub jobs_mb_by_minute: Vec<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +106,14 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
     } else {
         None
     };
+    let soak = if args.soak_minutes > 0 {
+        let rate = 0.8 * segments.segments_per_second;
+        eprintln!("soak: {} minutes at {rate:.0} segments/s…", args.soak_minutes);
+        let minutes = args.soak_minutes;
+        Some(on_scratch(|url| async move { soak(&url, rate, minutes).await }).await?)
+    } else {
+        None
+    };
     let report = SuiteReport {
         ceiling,
         segments,
@@ -96,6 +123,7 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         enqueue_jobs_per_second: enqueue,
         api,
         worker_rss_mb_at_256: rss.peak_rss_mb,
+        soak,
         scale,
     };
     let json = to_json(&report)?;
@@ -206,6 +234,61 @@ async fn fill_and_measure(
     measure::claim_rate(url, 64, 10).await
 }
 
+/// Offers `rate` segments/s (jobs of 10 segments, inserted every 100 ms) to one worker for
+/// `minutes`, with finished segments pruned after 60 s, and samples throughput and table
+/// sizes each minute.
+async fn soak(url: &str, rate: f64, minutes: u64) -> Result<Soak> {
+    const SEGMENTS: u32 = 10;
+    let pool = pool(url)?;
+    let mut client = pool.get().await?;
+    let set = measure::WorkerSet::start(url, 1, 64, &["--set", "worker.segment_retention_seconds=60"])?;
+    let sizes = |row: Option<tokio_postgres::Row>| {
+        row.map(|r| (r.get::<_, i64>(0) as f64 / 1e6, r.get::<_, i64>(1) as f64 / 1e6))
+            .unwrap_or_default()
+    };
+    let per_tick = rate / SEGMENTS as f64 / 10.0;
+    let mut owed = 0.0;
+    let mut report = Soak {
+        offered_segments_per_second: rate,
+        segments_per_second_by_minute: Vec::new(),
+        max_deviation: 0.0,
+        job_segments_mb_by_minute: Vec::new(),
+        jobs_mb_by_minute: Vec::new(),
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    let mut done_before = measure::completed_segments(&client).await?;
+    let mut minute_started = Instant::now();
+    while report.segments_per_second_by_minute.len() < minutes as usize {
+        tick.tick().await;
+        owed += per_tick;
+        let n = owed.floor() as u32;
+        owed -= n as f64;
+        if n > 0 {
+            measure::enqueue_noop(&mut client, n, SEGMENTS).await?;
+        }
+        if minute_started.elapsed().as_secs() >= 60 {
+            let done = measure::completed_segments(&client).await?;
+            let seconds = minute_started.elapsed().as_secs_f64();
+            report.segments_per_second_by_minute.push((done - done_before) as f64 / seconds);
+            let (segments_mb, jobs_mb) = sizes(db::query_opt(&client, sql::BENCH_TABLE_SIZES, &[]).await?);
+            report.job_segments_mb_by_minute.push(segments_mb);
+            report.jobs_mb_by_minute.push(jobs_mb);
+            eprintln!(
+                "  minute {}: {:.0} segments/s, job_segments {segments_mb:.1} MB, jobs {jobs_mb:.1} MB",
+                report.segments_per_second_by_minute.len(),
+                report.segments_per_second_by_minute.last().unwrap_or(&0.0)
+            );
+            done_before = done;
+            minute_started = Instant::now();
+        }
+    }
+    drop(set);
+    let rates = &report.segments_per_second_by_minute;
+    let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
+    report.max_deviation = rates.iter().map(|r| (r - mean).abs() / mean).fold(0.0, f64::max);
+    Ok(report)
+}
+
 fn table(r: &SuiteReport) -> String {
     let c = &r.ceiling;
     let vs = |v: f64| format!("{:.0} %", 100.0 * v / c.batch_rows_per_second);
@@ -268,6 +351,16 @@ fn table(r: &SuiteReport) -> String {
             "".into(),
         ),
     ];
+    if let Some(s) = &r.soak {
+        let first = s.job_segments_mb_by_minute.first().copied().unwrap_or(0.0);
+        let last = s.job_segments_mb_by_minute.last().copied().unwrap_or(0.0);
+        rows.push((
+            format!("{} min at 80 % of peak ({:.0} segments/s offered)", s.segments_per_second_by_minute.len(), s.offered_segments_per_second),
+            format!("±{:.1} %, job_segments {first:.0}→{last:.0} MB", 100.0 * s.max_deviation),
+            "steady within 10 %, size flat".into(),
+            "".into(),
+        ));
+    }
     if let Some(s) = &r.scale {
         rows.push((
             "claim rate, 1M queued + 5M finished vs small tables".into(),
