@@ -22,7 +22,7 @@ pub struct SuiteArgs {
     /// Also measure the claim rate with 1,000,000 queued segments and 5,000,000 finished rows
     #[arg(long)]
     pub scale: bool,
-    /// Also run at 80 % of the measured segment rate for this many minutes
+    /// Also run at 80 % of the peak rate (jobs of 10 segments) for this many minutes
     #[arg(long, default_value_t = 0)]
     pub soak_minutes: u64,
     /// Where the JSON report is written
@@ -45,7 +45,8 @@ pub struct SuiteReport {
     pub api: ApiLoad,
     /// Peak RSS of one worker at --concurrency 256.
     pub worker_rss_mb_at_256: f64,
-    /// Minutes at 80 % of the segment rate, with finished segments pruned after 60 s.
+    /// Minutes at 80 % of the peak rate of jobs of 10 segments, with finished segments
+    /// pruned after 60 s.
     pub soak: Option<Soak>,
     /// Segments/s with 1,000,000 queued and 5,000,000 finished rows, and with only
     /// 300,000 queued (enough for the 10 s measured), each over 1,000 running jobs.
@@ -107,8 +108,18 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         None
     };
     let soak = if args.soak_minutes > 0 {
-        let rate = 0.8 * segments.segments_per_second;
-        eprintln!("soak: {} minutes at {rate:.0} segments/s…", args.soak_minutes);
+        // The peak of the soak's own job shape (plan and finalize included).
+        let peak =
+            on_scratch(
+                |url| async move { measure::throughput(&url, 3000, SOAK_SEGMENTS, 64, 1).await },
+            )
+            .await?
+            .segments_per_second;
+        let rate = 0.8 * peak;
+        eprintln!(
+            "soak: {} minutes at {rate:.0} segments/s (80 % of {peak:.0})…",
+            args.soak_minutes
+        );
         let minutes = args.soak_minutes;
         Some(on_scratch(|url| async move { soak(&url, rate, minutes).await }).await?)
     } else {
@@ -234,17 +245,30 @@ async fn fill_and_measure(
     measure::claim_rate(url, 64, 10).await
 }
 
-/// Offers `rate` segments/s (jobs of 10 segments, inserted every 100 ms) to one worker for
-/// `minutes`, with finished segments pruned after 60 s, and samples throughput and table
-/// sizes each minute.
+/// Segments per job of the soak.
+const SOAK_SEGMENTS: u32 = 10;
+
+/// Offers `rate` segments/s (jobs of [`SOAK_SEGMENTS`], inserted every 100 ms) to one
+/// worker for `minutes`, with finished segments pruned after 60 s, and samples throughput
+/// and table sizes each minute.
 async fn soak(url: &str, rate: f64, minutes: u64) -> Result<Soak> {
-    const SEGMENTS: u32 = 10;
+    const SEGMENTS: u32 = SOAK_SEGMENTS;
     let pool = pool(url)?;
     let mut client = pool.get().await?;
-    let set = measure::WorkerSet::start(url, 1, 64, &["--set", "worker.segment_retention_seconds=60"])?;
+    let set = measure::WorkerSet::start(
+        url,
+        1,
+        64,
+        &["--set", "worker.segment_retention_seconds=60"],
+    )?;
     let sizes = |row: Option<tokio_postgres::Row>| {
-        row.map(|r| (r.get::<_, i64>(0) as f64 / 1e6, r.get::<_, i64>(1) as f64 / 1e6))
-            .unwrap_or_default()
+        row.map(|r| {
+            (
+                r.get::<_, i64>(0) as f64 / 1e6,
+                r.get::<_, i64>(1) as f64 / 1e6,
+            )
+        })
+        .unwrap_or_default()
     };
     let per_tick = rate / SEGMENTS as f64 / 10.0;
     let mut owed = 0.0;
@@ -269,8 +293,11 @@ async fn soak(url: &str, rate: f64, minutes: u64) -> Result<Soak> {
         if minute_started.elapsed().as_secs() >= 60 {
             let done = measure::completed_segments(&client).await?;
             let seconds = minute_started.elapsed().as_secs_f64();
-            report.segments_per_second_by_minute.push((done - done_before) as f64 / seconds);
-            let (segments_mb, jobs_mb) = sizes(db::query_opt(&client, sql::BENCH_TABLE_SIZES, &[]).await?);
+            report
+                .segments_per_second_by_minute
+                .push((done - done_before) as f64 / seconds);
+            let (segments_mb, jobs_mb) =
+                sizes(db::query_opt(&client, sql::BENCH_TABLE_SIZES, &[]).await?);
             report.job_segments_mb_by_minute.push(segments_mb);
             report.jobs_mb_by_minute.push(jobs_mb);
             eprintln!(
@@ -285,7 +312,10 @@ async fn soak(url: &str, rate: f64, minutes: u64) -> Result<Soak> {
     drop(set);
     let rates = &report.segments_per_second_by_minute;
     let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
-    report.max_deviation = rates.iter().map(|r| (r - mean).abs() / mean).fold(0.0, f64::max);
+    report.max_deviation = rates
+        .iter()
+        .map(|r| (r - mean).abs() / mean)
+        .fold(0.0, f64::max);
     Ok(report)
 }
 
@@ -355,8 +385,15 @@ fn table(r: &SuiteReport) -> String {
         let first = s.job_segments_mb_by_minute.first().copied().unwrap_or(0.0);
         let last = s.job_segments_mb_by_minute.last().copied().unwrap_or(0.0);
         rows.push((
-            format!("{} min at 80 % of peak ({:.0} segments/s offered)", s.segments_per_second_by_minute.len(), s.offered_segments_per_second),
-            format!("±{:.1} %, job_segments {first:.0}→{last:.0} MB", 100.0 * s.max_deviation),
+            format!(
+                "{} min at 80 % of peak ({:.0} segments/s offered)",
+                s.segments_per_second_by_minute.len(),
+                s.offered_segments_per_second
+            ),
+            format!(
+                "±{:.1} %, job_segments {first:.0}→{last:.0} MB",
+                100.0 * s.max_deviation
+            ),
             "steady within 10 %, size flat".into(),
             "".into(),
         ));
