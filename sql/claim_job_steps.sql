@@ -7,7 +7,7 @@
 -- row is re-checked after locking, so a step another worker just took is skipped.
 -- Reads jobs_claim_idx, whose predicate is this WHERE clause.
 WITH picked AS MATERIALIZED (
-    SELECT id
+    SELECT ctid
     FROM jobs
     WHERE locked_by IS NULL
       AND step IN ('plan', 'finalize')
@@ -26,6 +26,7 @@ SET status = 'running',
     started_at = coalesce(j.started_at, now()),
     updated_at = now()
 FROM picked
-WHERE j.id = picked.id
+-- By ctid, as claim_segments.sql explains (5).
+WHERE j.ctid = picked.ctid
 RETURNING j.id, j.job_type, j.user_id, j.project_id, j.input_media_id, j.metadata, j.run,
           j.segments_total, j.priority, j.step::text, j.attempts, j.max_attempts

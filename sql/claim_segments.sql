@@ -16,13 +16,21 @@
 --    segments waited behind every newer job, since their jobs' rows had moved to the
 --    end of the heap.
 -- 3. Each eligible job gets an equal share of the batch: $2 divided by the number of jobs
---    of the most urgent priority present. Jobs are visited in (priority, job_id) order and
---    the outer LIMIT stops the visit once $2 rows are locked, so a lower priority only gets
---    the slots the more urgent jobs cannot fill. Job ids are time-ordered (UUIDv7), so at
---    equal priority older jobs come first. One huge job therefore takes one share, never
---    the whole fleet.
+--    of the most urgent priority present. Jobs are visited by priority (in random order
+--    within one, see `picked`) and the outer LIMIT stops the visit once $2 rows are
+--    locked, so a lower priority only gets the slots the more urgent jobs cannot fill.
+--    Job ids are time-ordered (UUIDv7), so at equal priority the oldest jobs are the
+--    eligible ones. One huge job therefore takes one share, never the whole fleet.
 -- 4. The per-job subquery locks with SKIP LOCKED, re-checked after locking as in
 --    claim_job_steps.sql; MATERIALIZED fences the LIMIT.
+-- 5. The locked rows are updated through their ctid, not their id: a TID scan is the only
+--    way to reach them that sequential scans being ruled out leaves (see the worker's
+--    session settings), whatever the statistics say. Joined on the id, a plan made while
+--    job_segments looked empty (a fresh table, or one pruned and vacuumed, then filled
+--    by a burst of plans) walked the whole primary key once per claim, over a second per
+--    claim until autovacuum's next ANALYZE. A row updated by a transaction that committed
+--    after this statement began is not visible at its new ctid and is left unclaimed, as
+--    SKIP LOCKED would have left it.
 WITH RECURSIVE ready_jobs AS (
     (SELECT s.priority, s.job_id
      FROM job_segments s
@@ -71,11 +79,15 @@ WITH RECURSIVE ready_jobs AS (
     FROM eligible
     WHERE priority = (SELECT min(priority) FROM eligible)
 ), picked AS MATERIALIZED (
-    SELECT s.id, e.job_type, e.run
-    FROM eligible e
+    SELECT s.ctid, e.job_type, e.run
+    -- Within a priority, the eligible jobs are visited in random order: the batch often
+    -- runs out before the last job's share (shares are rounded up, and a worker claims
+    -- what its free slots allow), and a fixed order would always shortchange the same
+    -- jobs. Most urgent priority first still.
+    FROM (SELECT * FROM eligible ORDER BY priority, random()) e
     CROSS JOIN share
     CROSS JOIN LATERAL (
-        SELECT s.id
+        SELECT s.ctid
         FROM job_segments s
         WHERE s.job_id = e.job_id
           AND s.priority = e.priority
@@ -94,6 +106,6 @@ SET status = 'running',
     attempts = s.attempts + 1,
     updated_at = now()
 FROM picked
-WHERE s.id = picked.id
+WHERE s.ctid = picked.ctid
 RETURNING s.id, s.job_id, picked.job_type, picked.run, s.segment_index, s.start_ms, s.end_ms,
           s.attempts, s.max_attempts, s.input

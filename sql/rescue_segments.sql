@@ -6,7 +6,7 @@
 -- every worker runs the rescuer, and they pass over each other's rows.
 -- Reads job_segments_lease_idx.
 WITH expired AS MATERIALIZED (
-    SELECT id
+    SELECT ctid
     FROM job_segments
     WHERE status = 'running' AND lease_expires_at < now()
     ORDER BY lease_expires_at
@@ -22,5 +22,6 @@ SET status = CASE WHEN s.attempts >= s.max_attempts THEN 'failed' ELSE 'pending'
     run_at = now(),
     updated_at = now()
 FROM expired
-WHERE s.id = expired.id
+-- By ctid, as claim_segments.sql explains (5).
+WHERE s.ctid = expired.ctid
 RETURNING s.id, s.job_id, s.segment_index, s.status

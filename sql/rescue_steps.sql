@@ -2,7 +2,7 @@
 -- reported as out of attempts (the caller fails those jobs in the same transaction).
 -- Same guards as rescue_segments.sql. Reads jobs_lease_idx.
 WITH expired AS MATERIALIZED (
-    SELECT id
+    SELECT ctid
     FROM jobs
     WHERE locked_by IS NOT NULL AND lease_expires_at < now()
     ORDER BY lease_expires_at
@@ -16,6 +16,7 @@ SET last_error = 'lease expired: worker ' || j.locked_by || ' stopped renewing i
     run_at = now(),
     updated_at = now()
 FROM expired
-WHERE j.id = expired.id
+-- By ctid, as claim_segments.sql explains (5).
+WHERE j.ctid = expired.ctid
 RETURNING j.id, j.step::text, j.attempts >= j.max_attempts AS exhausted,
           j.cancel_requested_at IS NOT NULL AS cancelling
