@@ -946,6 +946,118 @@ async fn segment_claims_follow_priority_then_age_whatever_the_plan() {
     assert_eq!(claimed.len(), 8);
 }
 
+/// A plan made while job_segments looked empty stays cached in the prepared statement.
+/// Here the claim and the completion are planned generically, on the worker's session
+/// settings, over a table last vacuumed empty and filled since: they must still reach
+/// rows only through ordered index scans and TID scans. A bitmap scan in the claim's walk
+/// read every pending entry of every job per claim (300 ms instead of 2 ms).
+#[tokio::test]
+async fn claims_and_completions_keep_to_their_indexes_when_statistics_say_empty() {
+    let db = TestDb::new().await;
+    let jobs: Vec<_> = (0..10).map(|_| job("probe", json!({}))).collect();
+    enqueue_jobs(&db, jobs).await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "UPDATE jobs SET status = 'running', step = 'segments', segments_total = 10000;
+             INSERT INTO job_segments (job_id, segment_index, priority)
+             SELECT id, i, priority FROM jobs, generate_series(0, 999) i",
+        )
+        .await
+        .unwrap();
+    // Analyzed while it held work, then emptied (pruned) and vacuumed...
+    client.batch_execute("ANALYZE job_segments").await.unwrap();
+    client
+        .batch_execute("DELETE FROM job_segments")
+        .await
+        .unwrap();
+    client
+        .batch_execute("VACUUM (TRUNCATE false, ANALYZE) job_segments, jobs")
+        .await
+        .unwrap();
+    // ...then filled by a burst of plans before autovacuum's next ANALYZE.
+    client
+        .batch_execute(
+            "INSERT INTO job_segments (job_id, segment_index, priority)
+             SELECT id, i, priority FROM jobs, generate_series(0, 9999) i",
+        )
+        .await
+        .unwrap();
+    let config = octavia::config::DatabaseConfig {
+        url: db.url.clone(),
+        ..Default::default()
+    };
+    let options = octavia::worker::lease_session_options(false);
+    let pool = octavia::db::pool_with(&config, 1, Some(options)).unwrap();
+    let session = pool.get().await.unwrap();
+    session
+        .batch_execute(&format!(
+            "SET plan_cache_mode = force_generic_plan;
+             PREPARE claim(text, bigint, text[], float8) AS {};
+             PREPARE complete(uuid[], int[], jsonb[], uuid[], text, float8) AS {}",
+            octavia::sql::CLAIM_SEGMENTS,
+            octavia::sql::COMPLETE_SEGMENTS
+        ))
+        .await
+        .unwrap();
+    let plan = |rows: Vec<tokio_postgres::Row>| -> String {
+        rows[0].get::<_, serde_json::Value>(0).to_string()
+    };
+    let claim = plan(
+        session
+            .query(
+                "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim('w', 64, NULL, 30)",
+                &[],
+            )
+            .await
+            .unwrap(),
+    );
+    let claimed: Vec<(Uuid, i32)> = client
+        .query(
+            "SELECT id, attempts FROM job_segments WHERE status = 'running'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(claimed.len(), 64);
+    let list = |items: Vec<String>| items.join(",");
+    let complete = plan(
+        session
+            .query(
+                &format!(
+                    "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE complete('{{{}}}', '{{{}}}', \
+                     '{{{}}}', '{{}}', 'w', 30)",
+                    list(claimed.iter().map(|c| c.0.to_string()).collect()),
+                    list(claimed.iter().map(|c| c.1.to_string()).collect()),
+                    list(claimed.iter().map(|_| "\"{}\"".to_string()).collect()),
+                ),
+                &[],
+            )
+            .await
+            .unwrap(),
+    );
+    let completed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM job_segments WHERE status = 'completed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(completed, 64);
+    for (name, plan) in [("claim", claim), ("completion", complete)] {
+        for scan in ["Seq Scan", "Bitmap Heap Scan"] {
+            assert!(
+                !plan.contains(scan),
+                "the {name} plan uses a {scan}: {plan}"
+            );
+        }
+    }
+}
+
 /// Shares are rounded up, so a batch smaller than twice the ready jobs runs out before the
 /// last jobs' turn. Visited in a fixed order, the same jobs were shortchanged claim after
 /// claim (one job of ten ran at a twentieth of the others' rate in `octavia bench`).
