@@ -197,6 +197,7 @@ impl Worker {
         let completer = tokio::spawn(completer(shared.clone(), done_rx));
         let heart = tokio::spawn(heartbeat_loop(shared.clone(), background.clone()));
         let rescuer = tokio::spawn(rescue_loop(shared.clone(), background.clone()));
+        let pruner = tokio::spawn(prune_loop(shared.clone(), background.clone()));
         let tasks = shared.tasks.clone();
         tracing::info!(
             worker_id = shared.worker_id(),
@@ -236,6 +237,7 @@ impl Worker {
         background.cancel();
         let _ = heart.await;
         let _ = rescuer.await;
+        let _ = pruner.await;
         if let Some(listener) = listener {
             listener.stop().await;
         }
@@ -667,36 +669,46 @@ async fn rescue_loop(shared: Arc<Shared>, stop: CancellationToken) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "rescue failed"),
         }
-        prune(&shared).await;
     }
 }
 
-/// Deletes the segment rows of jobs completed longer than `segment_retention_seconds` ago,
-/// a few batches per pass so a backlog is worked off without one long statement.
-async fn prune(shared: &Arc<Shared>) {
+/// Deletes the segment rows of jobs completed longer than `segment_retention_seconds` ago.
+/// A full batch is followed at once by the next, so pruning keeps pace with completions
+/// however fast they come (a fixed number of batches per pass fell behind at 800 jobs/s
+/// and let job_segments grow without bound); once caught up, it waits
+/// `rescue_interval_seconds` (with jitter) before looking again.
+async fn prune_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let retention = shared.config.worker.segment_retention_seconds;
     if retention == 0 {
         return;
     }
     const JOBS_PER_BATCH: i64 = 100;
-    for _ in 0..10 {
-        let pruned = async {
-            let client = shared.pool.get().await?;
-            rescue::prune(&client, Duration::from_secs(retention), JOBS_PER_BATCH).await
+    let every = shared.config.worker.rescue_interval_seconds as f64;
+    loop {
+        let wait = Duration::from_secs_f64(every * rand::rng().random_range(0.75..=1.25));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
         }
-        .await;
-        match pruned {
-            Ok((jobs, rows)) => {
-                if jobs > 0 {
-                    tracing::debug!(jobs, rows, "pruned finished segments");
-                }
-                if jobs < JOBS_PER_BATCH {
-                    return;
-                }
+        while !stop.is_cancelled() {
+            let pruned = async {
+                let client = shared.pool.get().await?;
+                rescue::prune(&client, Duration::from_secs(retention), JOBS_PER_BATCH).await
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "pruning finished segments failed");
-                return;
+            .await;
+            match pruned {
+                Ok((jobs, rows)) => {
+                    if jobs > 0 {
+                        tracing::debug!(jobs, rows, "pruned finished segments");
+                    }
+                    if jobs < JOBS_PER_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning finished segments failed");
+                    break;
+                }
             }
         }
     }
