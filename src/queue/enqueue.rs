@@ -46,7 +46,8 @@ impl NewJob {
 
 /// Inserts `jobs` as queued, reserves their credits and wakes the workers, all in the
 /// caller's transaction: if the balance does not cover them, nothing is inserted
-/// ([`crate::Error::InsufficientCredits`]).
+/// ([`crate::Error::InsufficientCredits`], the transaction to be rolled back). Two
+/// statements in all, whatever the number of jobs and users, plus one per paying user.
 pub async fn insert<C: GenericClient + Sync>(client: &C, jobs: &[NewJob]) -> Result<()> {
     if jobs.is_empty() {
         return Ok(());
@@ -93,6 +94,5 @@ pub async fn insert<C: GenericClient + Sync>(client: &C, jobs: &[NewJob]) -> Res
         })
         .collect();
     credits::reserve(client, &reservations).await?;
-    db::execute(client, sql::NOTIFY_WORK, &[]).await?;
     Ok(())
 }
