@@ -15,7 +15,6 @@ use super::error::{ApiError, ApiJson, ErrorBody, check_json};
 use super::jobs::{self, JobResponse};
 use super::{projects, uploads};
 use crate::handlers::JOB_TYPES;
-use crate::queue::enqueue::{self, NewJob};
 use crate::{db, sql};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -214,7 +213,7 @@ pub async fn create_job(
     };
     check_options(&body.job_type, &options)?;
     let hash = request_hash(&body);
-    let mut client = state.pool.get().await?;
+    let client = state.pool.get().await?;
     if let Some(key) = &key
         && let Some(response) = replay(&state, &client, &caller, key, &hash).await?
     {
@@ -261,47 +260,54 @@ pub async fn create_job(
         .pricing
         .per_minute(&body.job_type)
         .ok_or_else(|| ApiError::Internal(format!("no price for {}", body.job_type)))?;
-    let mut job = NewJob::new(&body.job_type, options);
-    job.user_id = Some(caller.user_id);
-    job.project_id = body.project_id;
-    job.input_media_id = body.input_media_id;
-    job.cost_credits = price(rate, input);
-    job.max_attempts = state.config.worker.max_attempts as i32;
-    let job_id = job.id;
+    let cost = price(rate, input);
+    let max_attempts = state.config.worker.max_attempts as i32;
+    let metadata = json!({ "options": options });
+    let job_id = Uuid::now_v7();
 
-    let tx = client.transaction().await?;
-    let balance: i64 = db::query_opt(&tx, sql::LOCK_USER, &[&caller.user_id])
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("the signed-in user no longer exists".into()))?
-        .get(0);
-    if let Some(key) = &key {
-        let claimed = db::execute(
-            &tx,
-            sql::INSERT_IDEMPOTENCY_KEY,
-            &[&caller.user_id, key, &hash, &job_id],
-        )
-        .await;
-        match claimed {
-            Ok(_) => {}
-            Err(e) if e.sql_state() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                // A concurrent request with this key committed first.
-                tx.rollback().await?;
-                return replay(&state, &client, &caller, key, &hash)
-                    .await?
-                    .ok_or_else(|| ApiError::Internal("a claimed key has no row".into()));
-            }
-            Err(e) => return Err(e.into()),
+    // One statement, its own transaction: see create_job.sql.
+    let created = db::query_opt(
+        &client,
+        sql::CREATE_JOB,
+        &[
+            &job_id,
+            &caller.user_id,
+            &body.project_id,
+            &body.job_type,
+            &body.input_media_id,
+            &metadata,
+            &cost,
+            &max_attempts,
+            &key,
+            &hash,
+        ],
+    )
+    .await;
+    match created {
+        Ok(Some(row)) if row.get::<_, i32>(0) == 1 => {}
+        Ok(_) => {
+            let balance = db::query_opt(&client, sql::USER_BALANCE, &[&caller.user_id])
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Unauthorized("the signed-in user no longer exists".into())
+                })?
+                .get::<_, Option<i64>>(0)
+                .unwrap_or(0);
+            return Err(ApiError::InsufficientCredits {
+                price: cost,
+                balance,
+            });
         }
+        Err(e) if e.sql_state() == Some(&SqlState::UNIQUE_VIOLATION) && key.is_some() => {
+            // A concurrent request with this key committed first.
+            let key = key.as_deref().unwrap_or_default();
+            return replay(&state, &client, &caller, key, &hash)
+                .await?
+                .ok_or_else(|| ApiError::Internal("a claimed key has no row".into()));
+        }
+        Err(e) => return Err(e.into()),
     }
-    if job.cost_credits > balance {
-        return Err(ApiError::InsufficientCredits {
-            price: job.cost_credits,
-            balance,
-        });
-    }
-    let job_type = job.job_type.clone();
-    enqueue::insert(&tx, &[job]).await?;
-    tx.commit().await?;
+    let job_type = body.job_type.clone();
     metrics::counter!("octavia_jobs_created_total", "job_type" => job_type).increment(1);
     tracing::info!(job.id = %job_id, user.id = %caller.user_id, "job created");
 
