@@ -640,16 +640,21 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
+/// Sleeps `seconds` give or take a quarter, so a fleet started together does not run its
+/// periodic statements in lockstep. False when `stop` was cancelled meanwhile.
+async fn sleep_jittered(seconds: f64, stop: &CancellationToken) -> bool {
+    let wait = Duration::from_secs_f64(seconds * rand::rng().random_range(0.75..=1.25));
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
 /// Takes back expired leases every `rescue_interval_seconds` (with jitter, so a fleet
 /// started together does not rescue in lockstep).
 async fn rescue_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let every = shared.config.worker.rescue_interval_seconds as f64;
-    loop {
-        let wait = Duration::from_secs_f64(every * rand::rng().random_range(0.75..=1.25));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => return,
-        }
+    while sleep_jittered(every, &stop).await {
         let outcome = async {
             let mut client = shared.pool.get().await?;
             rescue::run(&mut client, 1000).await
@@ -684,12 +689,7 @@ async fn prune_loop(shared: Arc<Shared>, stop: CancellationToken) {
     }
     const JOBS_PER_BATCH: i64 = 100;
     let every = shared.config.worker.rescue_interval_seconds as f64;
-    loop {
-        let wait = Duration::from_secs_f64(every * rand::rng().random_range(0.75..=1.25));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => return,
-        }
+    while sleep_jittered(every, &stop).await {
         while !stop.is_cancelled() {
             let pruned = async {
                 let client = shared.pool.get().await?;

@@ -883,6 +883,24 @@ async fn completions_lease_the_next_step_to_a_worker_with_free_slots() {
     assert_eq!(claimed, vec![ids[0]]);
 }
 
+/// Moves every job of `db` to its segments step with `per_job` pending segments each, as
+/// a recorded plan leaves them.
+async fn add_pending_segments(db: &TestDb, per_job: i32) {
+    db.client()
+        .await
+        .execute(
+            "WITH planned AS (
+                 UPDATE jobs SET status = 'running', step = 'segments', segments_total = $1
+                 RETURNING id, priority
+             )
+             INSERT INTO job_segments (job_id, segment_index, priority)
+             SELECT id, i, priority FROM planned, generate_series(0, $1 - 1) i",
+            &[&per_job],
+        )
+        .await
+        .unwrap();
+}
+
 /// Found by `octavia chaos kills`: segments are handed out in (priority, job age) order
 /// whatever plan the database picks. The claim once let the planner drive it from `jobs`
 /// in heap order when its statistics (taken while the jobs were queued) made that look
@@ -896,16 +914,9 @@ async fn segment_claims_follow_priority_then_age_whatever_the_plan() {
     // The newest job, but the most urgent.
     jobs[399].priority = -1;
     let ids = enqueue_jobs(&db, jobs).await;
-    let mut client = db.client().await;
     // Planned, two pending segments each, as plans_done leaves them...
-    client
-        .batch_execute(
-            "UPDATE jobs SET status = 'running', step = 'segments', segments_total = 2;
-             INSERT INTO job_segments (job_id, segment_index, priority)
-             SELECT id, i, priority FROM jobs, generate_series(0, 1) i",
-        )
-        .await
-        .unwrap();
+    add_pending_segments(&db, 2).await;
+    let mut client = db.client().await;
     // ...then the oldest and the urgent one touched: their rows move to the heap's end.
     let moved: Vec<Uuid> = ids[..50].iter().chain([&ids[399]]).copied().collect();
     client
@@ -956,15 +967,8 @@ async fn claims_and_completions_keep_to_their_indexes_when_statistics_say_empty(
     let db = TestDb::new().await;
     let jobs: Vec<_> = (0..10).map(|_| job("probe", json!({}))).collect();
     enqueue_jobs(&db, jobs).await;
+    add_pending_segments(&db, 1000).await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "UPDATE jobs SET status = 'running', step = 'segments', segments_total = 10000;
-             INSERT INTO job_segments (job_id, segment_index, priority)
-             SELECT id, i, priority FROM jobs, generate_series(0, 999) i",
-        )
-        .await
-        .unwrap();
     // Analyzed while it held work, then emptied (pruned) and vacuumed...
     client.batch_execute("ANALYZE job_segments").await.unwrap();
     client
@@ -976,13 +980,7 @@ async fn claims_and_completions_keep_to_their_indexes_when_statistics_say_empty(
         .await
         .unwrap();
     // ...then filled by a burst of plans before autovacuum's next ANALYZE.
-    client
-        .batch_execute(
-            "INSERT INTO job_segments (job_id, segment_index, priority)
-             SELECT id, i, priority FROM jobs, generate_series(0, 9999) i",
-        )
-        .await
-        .unwrap();
+    add_pending_segments(&db, 10_000).await;
     let config = octavia::config::DatabaseConfig {
         url: db.url.clone(),
         ..Default::default()
@@ -1066,15 +1064,8 @@ async fn a_batch_too_small_for_every_share_does_not_always_skip_the_same_jobs() 
     let db = TestDb::new().await;
     let jobs: Vec<_> = (0..10).map(|_| job("probe", json!({}))).collect();
     let ids = enqueue_jobs(&db, jobs).await;
+    add_pending_segments(&db, 100).await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "UPDATE jobs SET status = 'running', step = 'segments', segments_total = 100;
-             INSERT INTO job_segments (job_id, segment_index, priority)
-             SELECT id, i, priority FROM jobs, generate_series(0, 99) i",
-        )
-        .await
-        .unwrap();
     let opts = ClaimOptions {
         worker_id: "w".into(),
         job_types: None,
