@@ -2,8 +2,8 @@
 -- of $7 credits, the Idempotency-Key ($9, with request hash $10; NULL for none), the job
 -- (id $1, project $3, type $4, input media $5, metadata $6, max_attempts $8), its
 -- `job_reserve` ledger row, and the workers' wake-up, sent on commit. What POST /api/jobs
--- does per request, in one round trip instead of seven (enqueue.rs's two statements,
--- a debit, and their transaction around them).
+-- does per request, in one round trip instead of seven (BEGIN, a lock of the user row,
+-- the key, the insert, the debit, the ledger row, COMMIT).
 --
 -- The debit goes first: UPDATE takes the user row's lock and re-checks the balance
 -- under it, so concurrent creations by one user run one after another from there and can
