@@ -46,7 +46,6 @@ statements! {
     HEARTBEAT => "heartbeat.sql",
     IDEMPOTENCY_KEY => "idempotency_key.sql",
     INSERT_CREDIT_ENTRIES => "insert_credit_entries.sql",
-    INSERT_IDEMPOTENCY_KEY => "insert_idempotency_key.sql",
     INSERT_JOBS => "insert_jobs.sql",
     INSERT_MEDIA => "insert_media.sql",
     INSERT_PROJECT => "insert_project.sql",
