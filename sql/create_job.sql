@@ -32,7 +32,7 @@ WITH debited AS (
     INSERT INTO credits_history (user_id, delta, reason, job_id, job_run)
     SELECT $2, -$7, 'job_reserve', id, 1 FROM inserted WHERE $7 > 0
 ), woken AS (
-    SELECT count(*) AS n
-    FROM (SELECT pg_notify('octavia_work', '') FROM inserted LIMIT 1) x
+    -- Evaluated because the final SELECT reads it.
+    SELECT count(*) FROM (SELECT pg_notify('octavia_work', '') FROM inserted LIMIT 1) x
 )
-SELECT (SELECT count(*) FROM inserted)::int AS created, woken.n FROM woken
+SELECT (SELECT count(*) FROM inserted)::int AS created FROM woken

@@ -34,17 +34,21 @@ pub async fn debit<C: GenericClient + Sync>(client: &C, user_id: Uuid, amount: i
     if let Some(row) = db::query_opt(client, sql::DEBIT_USER, &[&user_id, &amount]).await? {
         return Ok(row.get(0));
     }
-    let balance = db::query_opt(client, sql::USER_BALANCE, &[&user_id])
+    Err(Error::InsufficientCredits {
+        price: amount,
+        balance: balance(client, user_id).await?,
+    })
+}
+
+/// The user's balance, or [`Error::NotFound`] when there is no such user.
+pub async fn balance<C: GenericClient + Sync>(client: &C, user_id: Uuid) -> Result<i64> {
+    db::query_opt(client, sql::USER_BALANCE, &[&user_id])
         .await?
         .map(|r| r.get::<_, Option<i64>>(0).unwrap_or(0))
         .ok_or_else(|| Error::NotFound {
             what: "user",
             id: user_id.to_string(),
-        })?;
-    Err(Error::InsufficientCredits {
-        price: amount,
-        balance,
-    })
+        })
 }
 
 /// Reserves credits for job runs: debits each user once for the total of their runs and

@@ -15,7 +15,7 @@ use super::error::{ApiError, ApiJson, ErrorBody, check_json};
 use super::jobs::{self, JobResponse};
 use super::{projects, uploads};
 use crate::handlers::JOB_TYPES;
-use crate::{db, sql};
+use crate::{credits, db, sql};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -285,30 +285,33 @@ pub async fn create_job(
     .await;
     match created {
         Ok(Some(row)) if row.get::<_, i32>(0) == 1 => {}
+        // Short of credits: nothing was written.
         Ok(_) => {
-            let balance = db::query_opt(&client, sql::USER_BALANCE, &[&caller.user_id])
-                .await?
-                .ok_or_else(|| {
-                    ApiError::Unauthorized("the signed-in user no longer exists".into())
-                })?
-                .get::<_, Option<i64>>(0)
-                .unwrap_or(0);
+            let balance = match credits::balance(&client, caller.user_id).await {
+                Err(crate::error::Error::NotFound { .. }) => {
+                    return Err(ApiError::Unauthorized(
+                        "the signed-in user no longer exists".into(),
+                    ));
+                }
+                other => other?,
+            };
             return Err(ApiError::InsufficientCredits {
                 price: cost,
                 balance,
             });
         }
-        Err(e) if e.sql_state() == Some(&SqlState::UNIQUE_VIOLATION) && key.is_some() => {
+        Err(e) => {
             // A concurrent request with this key committed first.
-            let key = key.as_deref().unwrap_or_default();
-            return replay(&state, &client, &caller, key, &hash)
-                .await?
-                .ok_or_else(|| ApiError::Internal("a claimed key has no row".into()));
+            if let (Some(key), Some(&SqlState::UNIQUE_VIOLATION)) = (key.as_deref(), e.sql_state())
+            {
+                return replay(&state, &client, &caller, key, &hash)
+                    .await?
+                    .ok_or_else(|| ApiError::Internal("a claimed key has no row".into()));
+            }
+            return Err(e.into());
         }
-        Err(e) => return Err(e.into()),
     }
-    let job_type = body.job_type.clone();
-    metrics::counter!("octavia_jobs_created_total", "job_type" => job_type).increment(1);
+    metrics::counter!("octavia_jobs_created_total", "job_type" => body.job_type).increment(1);
     tracing::info!(job.id = %job_id, user.id = %caller.user_id, "job created");
 
     let view = jobs::view(&state, &client, job_id)
