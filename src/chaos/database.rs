@@ -189,13 +189,8 @@ pub async fn database_faults(
     let mut faults: Vec<Fault> = Vec::new();
     let mut in_flight: HashSet<Uuid> = HashSet::new();
     for n in 0..opts.faults {
-        let next = Instant::now() + Duration::from_millis(opts.fault_every_ms);
-        while Instant::now() < next {
-            watch
-                .check_if_reachable(&pool, &mut report.violations)
-                .await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let quiet = Duration::from_millis(opts.fault_every_ms);
+        watch.watch_for(quiet, &pool, &mut report.violations).await;
         let caught = running_segments(&pool).await;
         let at_seconds = seconds_since(started);
         let began = Instant::now();

@@ -137,6 +137,16 @@ impl CompletedWatch {
             let _ = self.check(&client, violations).await;
         }
     }
+
+    /// Keeps checking (as [`CompletedWatch::check_if_reachable`]) for `period`: the quiet
+    /// time between two faults.
+    async fn watch_for(&mut self, period: Duration, pool: &Pool, violations: &mut Vec<String>) {
+        let until = Instant::now() + period;
+        while Instant::now() < until {
+            self.check_if_reachable(pool, violations).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Promise 3: for every user, the balance equals the sum of the ledger and is not negative;

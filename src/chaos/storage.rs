@@ -137,13 +137,8 @@ pub async fn storage_outages(
     let mut in_flight: HashSet<Uuid> = HashSet::new();
     let mut faults = Vec::new();
     for _ in 0..opts.outages {
-        let next = Instant::now() + Duration::from_millis(opts.outage_every_ms);
-        while Instant::now() < next {
-            watch
-                .check_if_reachable(&pool, &mut report.violations)
-                .await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let quiet = Duration::from_millis(opts.outage_every_ms);
+        watch.watch_for(quiet, &pool, &mut report.violations).await;
         let caught = running_segments(&pool).await;
         let at_seconds = seconds_since(started);
         let began = Instant::now();
