@@ -25,9 +25,14 @@ WITH locked_segments AS MATERIALIZED (
     -- find them: with `status = 'running'` here the planner may walk
     -- job_segments_lease_idx instead, whose dead entries (every segment that ran) grow
     -- until vacuum; the status and the attempt are checked when writing.
-    SELECT s.id, s.status, s.attempts
-    FROM job_segments s
-    WHERE s.id = ANY($1::uuid[])
+    --
+    -- Each input element looks its row up by primary key and carries its own attempt and
+    -- result along, so nothing later joins the input again. Joined to the input in a
+    -- later step instead, the generic plan (which guesses 10 elements) rescanned the whole
+    -- input once per locked row: quadratic, 1 ms per batch of 64 and 34 ms per 256.
+    SELECT s.id, s.status, s.attempts, d.attempt, d.result
+    FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS d(id, attempt, result)
+    JOIN job_segments s ON s.id = d.id
     ORDER BY s.id
     FOR UPDATE OF s
 ), done AS (
@@ -36,53 +41,54 @@ WITH locked_segments AS MATERIALIZED (
     -- index.
     UPDATE job_segments s
     SET status = 'completed',
-        result = d.result,
+        result = l.result,
         finished_at = now(),
         locked_by = NULL,
         lease_expires_at = NULL,
         last_error = NULL,
         updated_at = now()
-    FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS d(id, attempt, result),
-         locked_segments l
-    WHERE l.id = d.id AND s.id = l.id AND l.attempts = d.attempt AND l.status = 'running'
+    FROM locked_segments l
+    WHERE s.id = l.id AND l.attempts = l.attempt AND l.status = 'running'
     RETURNING s.id, s.job_id
 ), counts AS (
     SELECT job_id, count(*)::int AS n, array_agg(id) AS ids FROM done GROUP BY job_id
-), locked_jobs AS (
+), locked_jobs AS MATERIALIZED (
     -- FOR UPDATE returns each job's latest version (after waiting for any other batch
-    -- holding it), so `ready` is computed on what this statement will update.
-    SELECT j.id,
+    -- holding it), so `ready` is computed on what this statement will update. Like
+    -- locked_segments, it carries what the update needs, which then reads it alone.
+    SELECT j.id, c.n, c.ids,
            j.step = 'segments' AND j.status = 'running' AND j.cancel_requested_at IS NULL
-           AND j.segments_done + c.n >= j.segments_total AS ready
-    FROM jobs j JOIN counts c ON c.job_id = j.id
+           AND j.segments_done + c.n >= j.segments_total AS ready,
+           j.id = ANY($4::uuid[]) AS ours
+    FROM counts c JOIN jobs j ON j.id = c.job_id
     ORDER BY j.id
     FOR UPDATE OF j
 ), bumped AS (
     -- A job made ready is leased at once to this worker ($5, for $6 seconds) when it is
-    -- among $4, the jobs it has free slots for: it saves a claim and an update of the job.
-    -- The others wait for any worker's claim, woken by `notified`.
+    -- among $4 (`ours`), the jobs it has free slots for: it saves a claim and an update
+    -- of the job. The others wait for any worker's claim, woken by `notified`.
     UPDATE jobs j
-    SET segments_done = j.segments_done + c.n,
-        progress = least(100, (j.segments_done + c.n) * 100 / greatest(j.segments_total, 1)),
+    SET segments_done = j.segments_done + l.n,
+        progress = least(100, (j.segments_done + l.n) * 100 / greatest(j.segments_total, 1)),
         step = CASE WHEN l.ready THEN 'finalize'::job_step ELSE j.step END,
         attempts = CASE
-            WHEN l.ready AND j.id = ANY($4::uuid[]) THEN 1
+            WHEN l.ready AND l.ours THEN 1
             WHEN l.ready THEN 0
             ELSE j.attempts
         END,
-        locked_by = CASE WHEN l.ready AND j.id = ANY($4::uuid[]) THEN $5 ELSE j.locked_by END,
+        locked_by = CASE WHEN l.ready AND l.ours THEN $5 ELSE j.locked_by END,
         lease_expires_at = CASE
-            WHEN l.ready AND j.id = ANY($4::uuid[]) THEN now() + make_interval(secs => $6)
+            WHEN l.ready AND l.ours THEN now() + make_interval(secs => $6)
             ELSE j.lease_expires_at
         END,
         updated_at = now()
-    FROM counts c, locked_jobs l
-    WHERE j.id = c.job_id AND l.id = c.job_id
+    FROM locked_jobs l
+    WHERE j.id = l.id
     RETURNING j.id, l.ready AND j.locked_by IS NULL AS finalize_ready,
               l.ready AND j.locked_by IS NOT NULL AS leased,
               (j.cancel_requested_at IS NOT NULL OR j.status <> 'running') AS stopping,
               j.job_type, j.user_id, j.project_id, j.input_media_id, j.metadata, j.run,
-              j.segments_total, j.priority, j.max_attempts
+              j.segments_total, j.priority, j.max_attempts, l.ids
 ), notified AS (
     -- pg_notify runs once if any job became ready for any worker; PostgreSQL would fold
     -- repeats anyway.
@@ -90,6 +96,6 @@ WITH locked_segments AS MATERIALIZED (
     FROM (SELECT pg_notify('octavia_work', '') FROM bumped WHERE finalize_ready LIMIT 1) x
 )
 SELECT b.id, b.job_type, b.user_id, b.project_id, b.input_media_id, b.metadata, b.run,
-       b.segments_total, b.priority, b.max_attempts, b.finalize_ready, b.stopping, c.ids,
+       b.segments_total, b.priority, b.max_attempts, b.finalize_ready, b.stopping, b.ids,
        b.leased
-FROM bumped b JOIN counts c ON c.job_id = b.id, notified
+FROM bumped b, notified
