@@ -24,7 +24,7 @@ use crate::queue::complete::NewMedia;
 use crate::queue::listener::Listener;
 use crate::queue::{ClaimedStep, complete, heartbeat, rescue};
 use deadpool_postgres::Pool;
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use inflight::{InFlight, Key};
 use rand::RngExt;
 use std::sync::Arc;
@@ -153,9 +153,9 @@ impl Worker {
             lease: Duration::from_secs(config.worker.lease_seconds),
         };
         let slots = Arc::new(Semaphore::new(config.worker.concurrency as usize));
-        // The claimer, one writer per kind and the heartbeat.
+        // The claimer, the writers (two for plans) and the heartbeat.
         let options = lease_session_options(config.worker.async_commit);
-        let lease_pool = crate::db::pool_with(&config.database, 5, Some(options))?;
+        let lease_pool = crate::db::pool_with(&config.database, 6, Some(options))?;
         Ok(Worker {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
@@ -485,24 +485,31 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
         }
     }
     if !plans.is_empty() {
-        let planned: usize = plans.iter().map(|p| p.segments.len()).sum();
-        let slots = take_slots(shared, planned);
-        let lease = complete::Lease {
-            worker_id,
-            duration: shared.lease(),
-            jobs: &[],
-            segments: slots.as_ref().map_or(0, |s| s.num_permits()),
-        };
-        let done = execute::persist(shared, "plans", || async {
-            let client = shared.lease_pool.get().await?;
-            complete::plans_done(&client, worker_id, &plans, Some(lease)).await
-        })
-        .await;
-        if let Some(done) = done {
-            wake |= !done.recorded.is_empty();
-            recorded.extend(done.recorded);
-            settle(shared, done.cancelling).await;
-            run_leased(shared, slots, Vec::new(), done.leased);
+        // Whole plans, at most PLAN_ROWS segments per statement (a larger plan alone), up
+        // to PLAN_STATEMENTS statements at once: a batch of large plans is thousands of
+        // inserted rows, and written as one statement it kept one core busy for seconds
+        // while no segment of it was claimable; written in parts, the first part's
+        // segments run while the rest is inserted.
+        let mut parts = Vec::new();
+        let (mut start, mut rows) = (0, 0);
+        for (i, p) in plans.iter().enumerate() {
+            if i > start && rows + p.segments.len() > PLAN_ROWS {
+                parts.push(&plans[start..i]);
+                (start, rows) = (i, 0);
+            }
+            rows += p.segments.len();
+        }
+        parts.push(&plans[start..]);
+        let mut parts = parts.into_iter();
+        let mut writing = futures_util::stream::FuturesUnordered::new();
+        for part in parts.by_ref().take(PLAN_STATEMENTS) {
+            writing.push(record_plans(shared, part));
+        }
+        while let Some(jobs) = writing.next().await {
+            recorded.extend(jobs);
+            if let Some(part) = parts.next() {
+                writing.push(record_plans(shared, part));
+            }
         }
     }
     if !finals.is_empty() {
@@ -522,6 +529,39 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
     if wake {
         shared.wake.notify_one();
     }
+}
+
+/// The most segments one statement recording plans inserts, unless one plan has more.
+const PLAN_ROWS: usize = 5_000;
+/// How many statements recording plans a worker runs at once.
+const PLAN_STATEMENTS: usize = 2;
+
+/// Records `plans` in one statement, leasing to this worker as many of their segments as it
+/// has free slots for, and wakes the claimer for the rest. Returns the jobs recorded.
+async fn record_plans(shared: &Arc<Shared>, plans: &[complete::PlanRecord<'_>]) -> Vec<uuid::Uuid> {
+    let worker_id = shared.worker_id();
+    let planned: usize = plans.iter().map(|p| p.segments.len()).sum();
+    let slots = take_slots(shared, planned);
+    let lease = complete::Lease {
+        worker_id,
+        duration: shared.lease(),
+        jobs: &[],
+        segments: slots.as_ref().map_or(0, |s| s.num_permits()),
+    };
+    let done = execute::persist(shared, "plans", || async {
+        let client = shared.lease_pool.get().await?;
+        complete::plans_done(&client, worker_id, plans, Some(lease)).await
+    })
+    .await;
+    let Some(done) = done else {
+        return Vec::new();
+    };
+    if !done.recorded.is_empty() {
+        shared.wake.notify_one();
+    }
+    settle(shared, done.cancelling).await;
+    run_leased(shared, slots, Vec::new(), done.leased);
+    done.recorded.into_iter().collect()
 }
 
 /// Up to `want` free slots, for work a completion statement leases on the spot; none while

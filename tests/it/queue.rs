@@ -29,6 +29,12 @@ async fn three_workers_complete_every_segment_exactly_once() {
     for w in workers {
         w.stop().await;
     }
+    assert_every_segment_completed_once(&db, &probe, 300).await;
+}
+
+/// Every job completed with progress 100, and each of `segments` segments completed at
+/// its first attempt, its handler run exactly once.
+async fn assert_every_segment_completed_once(db: &TestDb, probe: &Probe, segments: i64) {
     let client = db.client().await;
     let bad: i64 = client
         .query_one("SELECT count(*) FROM jobs WHERE status <> 'completed'", &[])
@@ -47,13 +53,13 @@ async fn three_workers_complete_every_segment_exactly_once() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    assert_eq!(summary, vec![("completed".to_string(), 1, 300)]);
+    assert_eq!(summary, vec![("completed".to_string(), 1, segments)]);
     // The handler ran once per segment: no segment was executed twice.
     let mut runs: HashMap<(Uuid, i32), usize> = HashMap::new();
     for c in probe.0.calls().iter().filter(|c| c.what == "segment") {
         *runs.entry((c.job, c.index)).or_default() += 1;
     }
-    assert_eq!(runs.len(), 300);
+    assert_eq!(runs.len() as i64, segments);
     assert!(runs.values().all(|&n| n == 1), "a segment ran twice");
     let progress: Vec<i32> = client
         .query("SELECT progress FROM jobs", &[])
@@ -63,6 +69,25 @@ async fn three_workers_complete_every_segment_exactly_once() {
         .map(|r| r.get(0))
         .collect();
     assert!(progress.iter().all(|&p| p == 100));
+}
+
+#[tokio::test]
+async fn plans_too_large_for_one_statement_are_recorded_in_parts_each_segment_once() {
+    // Four plans of 3,000 segments finish together: their batch is written as several
+    // statements at once, the first part's segments leased to the planning worker.
+    let db = TestDb::new().await;
+    let probe = Probe::default();
+    let jobs = enqueue_jobs(
+        &db,
+        (0..4)
+            .map(|_| job("probe", json!({ "segments": 3000 })))
+            .collect(),
+    )
+    .await;
+    let worker = TestWorker::start(fast_config(&db), registry_with(&probe), "w0");
+    wait_terminal(&db, &jobs, 120).await;
+    worker.stop().await;
+    assert_every_segment_completed_once(&db, &probe, 12_000).await;
 }
 
 #[tokio::test]
