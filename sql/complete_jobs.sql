@@ -7,10 +7,12 @@
 WITH locked AS MATERIALIZED (
     -- Job rows are locked in id order, as every statement writing several jobs (the
     -- heartbeat among them) locks them, so they cannot deadlock. Found by key only (see
-    -- complete_segments.sql); the lease is checked on the locked values.
-    SELECT j.id, j.attempts, j.locked_by, j.step, j.status
-    FROM jobs j
-    WHERE j.id = ANY($2::uuid[])
+    -- complete_segments.sql); the lease is checked on the locked values. Each input
+    -- element finds its row and carries its attempt and output along, so the update reads
+    -- this alone (why: see complete_segments.sql's locked_segments).
+    SELECT j.id, j.attempts, j.locked_by, j.step, j.status, f.attempt, f.output
+    FROM unnest($2::uuid[], $3::int[], $4::uuid[]) AS f(id, attempt, output)
+    JOIN jobs j ON j.id = f.id
     ORDER BY j.id
     FOR UPDATE OF j
 ), done AS (
@@ -18,14 +20,14 @@ WITH locked AS MATERIALIZED (
     SET status = 'completed',
         step = 'done',
         progress = 100,
-        output_media_id = f.output,
+        output_media_id = l.output,
         finished_at = now(),
         locked_by = NULL,
         lease_expires_at = NULL,
         last_error = NULL,
         updated_at = now()
-    FROM unnest($2::uuid[], $3::int[], $4::uuid[]) AS f(id, attempt, output), locked l
-    WHERE l.id = f.id AND j.id = l.id AND l.attempts = f.attempt AND l.locked_by = $1
+    FROM locked l
+    WHERE j.id = l.id AND l.attempts = l.attempt AND l.locked_by = $1
       AND l.step = 'finalize' AND l.status = 'running'
     RETURNING j.id, j.output_media_id
 ), media AS (

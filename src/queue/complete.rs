@@ -303,20 +303,19 @@ pub async fn plans_done(
     let counts: Vec<i32> = plans.iter().map(|p| p.segments.len() as i32).collect();
     let data: Vec<&serde_json::Value> = plans.iter().map(|p| p.data).collect();
     let mut to_lease = lease.map(|l| l.segments).unwrap_or(0);
-    let (mut seg_jobs, mut indexes, mut starts, mut ends, mut inputs, mut ids, mut leased) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
+    let total: usize = plans.iter().map(|p| p.segments.len()).sum();
+    let mut firsts = Vec::with_capacity(plans.len());
+    let (mut starts, mut ends, mut inputs, mut ids, mut leased) = (
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
     );
     for plan in plans {
         debug_assert_eq!(plan.step.step, Step::Plan);
-        for (i, s) in plan.segments.iter().enumerate() {
-            seg_jobs.push(plan.step.job.id);
-            indexes.push(i as i32);
+        firsts.push(ids.len() as i32);
+        for s in plan.segments {
             starts.push(s.start_ms);
             ends.push(s.end_ms);
             inputs.push(&s.input);
@@ -330,18 +329,17 @@ pub async fn plans_done(
         client,
         sql::COMPLETE_PLANS,
         &[
-            &worker_id, &jobs, &attempts, &counts, &data, &seg_jobs, &indexes, &starts, &ends,
-            &inputs, &ids, &leased, &seconds,
+            &worker_id, &jobs, &attempts, &counts, &data, &firsts, &starts, &ends, &inputs, &ids,
+            &leased, &seconds,
         ],
     )
     .await?;
-    // Where each plan's segments start in the arrays sent (they were sent plan by plan).
-    let mut offsets = std::collections::HashMap::with_capacity(plans.len());
-    let mut at = 0;
-    for plan in plans {
-        offsets.insert(plan.step.job.id, (plan, at));
-        at += plan.segments.len();
-    }
+    // Each plan, with where its segments start in the arrays sent.
+    let offsets: std::collections::HashMap<Uuid, (&PlanRecord<'_>, usize)> = plans
+        .iter()
+        .zip(&firsts)
+        .map(|(plan, &first)| (plan.step.job.id, (plan, first as usize)))
+        .collect();
     let mut done = PlansDone::default();
     for row in &rows {
         let job: Uuid = row.get(0);
