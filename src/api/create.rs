@@ -283,10 +283,10 @@ pub async fn create_job(
         ],
     )
     .await;
-    match created {
-        Ok(Some(row)) if row.get::<_, i32>(0) == 1 => {}
+    let job = match created {
+        Ok(Some(row)) => crate::queue::admin::JobView::from_row(&row),
         // Short of credits: nothing was written.
-        Ok(_) => {
+        Ok(None) => {
             let balance = match credits::balance(&client, caller.user_id).await {
                 Err(crate::error::Error::NotFound { .. }) => {
                     return Err(ApiError::Unauthorized(
@@ -310,13 +310,13 @@ pub async fn create_job(
             }
             return Err(e.into());
         }
-    }
+    };
+    state.waker.wake();
     metrics::counter!("octavia_jobs_created_total", "job_type" => body.job_type).increment(1);
     tracing::info!(job.id = %job_id, user.id = %caller.user_id, "job created");
 
-    let view = jobs::view(&state, &client, job_id)
-        .await?
-        .ok_or(ApiError::NotFound("job"))?;
+    // Just created: no segments yet, and what it was created with.
+    let view = jobs::response(&state, &client, job, &[]).await?;
     let mut response = (StatusCode::CREATED, axum::Json(view)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/jobs/{job_id}")) {
         response.headers_mut().insert(header::LOCATION, location);

@@ -104,13 +104,24 @@ pub async fn view<C: GenericClient + Sync>(
     let Some(job) = job else {
         return Ok(None);
     };
+    let counts: Vec<(Option<String>, i64)> = counts.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(Some(response(state, client, job, &counts).await?))
+}
+
+/// The answer about `job`, whose segments are counted by status in `counts`.
+pub async fn response<C: GenericClient + Sync>(
+    state: &ApiState,
+    client: &C,
+    job: admin::JobView,
+    counts: &[(Option<String>, i64)],
+) -> Result<JobResponse, ApiError> {
     let mut segments = SegmentCounts {
         total: job.segments_total.into(),
         ..SegmentCounts::default()
     };
-    for row in counts {
-        let n: i64 = row.get(1);
-        match row.get::<_, Option<&str>>(0) {
+    for (status, n) in counts {
+        let n = *n;
+        match status.as_deref() {
             Some("pending") => segments.pending = n,
             Some("running") => segments.running = n,
             Some("completed") => segments.completed = n,
@@ -136,7 +147,7 @@ pub async fn view<C: GenericClient + Sync>(
         },
         _ => None,
     };
-    Ok(Some(JobResponse {
+    Ok(JobResponse {
         id: job.id,
         user_id: job.user_id,
         project_id: job.project_id,
@@ -154,7 +165,7 @@ pub async fn view<C: GenericClient + Sync>(
         cancel_requested_at: job.cancel_requested_at,
         segments,
         output,
-    }))
+    })
 }
 
 /// Checks the caller may see job `id`: 404 if it does not exist or is someone else's

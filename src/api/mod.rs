@@ -65,6 +65,8 @@ pub struct ApiState {
     pub config: Arc<Config>,
     pub events: JobEvents,
     pub metrics: PrometheusHandle,
+    /// Wakes the workers once jobs are created.
+    pub waker: crate::queue::waker::Waker,
     /// Cancelled when the server shuts down: ends live event streams, which would
     /// otherwise keep a graceful shutdown waiting forever.
     pub shutdown: CancellationToken,
@@ -87,7 +89,9 @@ impl ApiState {
         let storage =
             Storage::from_config(&config.storage)?.with_public_url(&config.api.public_url)?;
         let events = JobEvents::start(config.database.url.clone(), shutdown.clone());
+        let waker = crate::queue::waker::Waker::start(pool.clone(), shutdown.clone());
         Ok(ApiState {
+            waker,
             pool,
             storage,
             config: Arc::new(config),

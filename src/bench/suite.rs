@@ -28,23 +28,40 @@ pub struct SuiteArgs {
     /// Where the JSON report is written
     #[arg(long, default_value = "target/bench/latest.json")]
     pub json: PathBuf,
+    /// Measure only these figures (comma-separated: ceiling, segments, jobs, latency,
+    /// enqueue, api, rss); the others are null in the report
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub only: Vec<Figure>,
 }
 
+/// A figure of the suite, for `--only`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    Ceiling,
+    Segments,
+    Jobs,
+    Latency,
+    Enqueue,
+    Api,
+    Rss,
+}
+
+/// Every figure of the suite; a figure left out with `--only` is `None`.
 #[derive(Debug, Serialize)]
 pub struct SuiteReport {
-    pub ceiling: Ceiling,
+    pub ceiling: Option<Ceiling>,
     /// One worker process, --concurrency 64, 10 jobs of 10,000 segments.
-    pub segments: Throughput,
+    pub segments: Option<Throughput>,
     /// One worker process, --concurrency 64, 20,000 jobs of one segment (plan, segment,
     /// finalize each).
-    pub jobs: Throughput,
-    pub pickup_latency_ms_p50: f64,
-    pub pickup_latency_ms_p99: f64,
+    pub jobs: Option<Throughput>,
+    pub pickup_latency_ms_p50: Option<f64>,
+    pub pickup_latency_ms_p99: Option<f64>,
     /// `octavia jobs enqueue --count 100000`, the whole command.
-    pub enqueue_jobs_per_second: f64,
-    pub api: ApiLoad,
+    pub enqueue_jobs_per_second: Option<f64>,
+    pub api: Option<ApiLoad>,
     /// Peak RSS of one worker at --concurrency 256.
-    pub worker_rss_mb_at_256: f64,
+    pub worker_rss_mb_at_256: Option<f64>,
     /// Minutes at 80 % of the peak rate of jobs of 10 segments, with finished segments
     /// pruned after 60 s.
     pub soak: Option<Soak>,
@@ -75,24 +92,59 @@ pub struct Scale {
 
 pub async fn run(args: &SuiteArgs) -> Result<()> {
     let started = Instant::now();
-    eprintln!("ceiling (pgbench, {} s per script)…", args.ceiling_seconds);
-    let ceiling = ceiling::measure(args.ceiling_seconds, 8).await?;
-    eprintln!("segments/s…");
-    let segments =
-        on_scratch(|url| async move { measure::throughput(&url, 10, 10_000, 64, 1).await }).await?;
-    eprintln!("jobs/s…");
-    let jobs =
-        on_scratch(|url| async move { measure::throughput(&url, 20_000, 1, 64, 1).await }).await?;
-    eprintln!("pickup latency…");
-    let (p50, p99) =
-        on_scratch(|url| async move { measure::pickup_latency(&url, 200).await }).await?;
-    eprintln!("octavia jobs enqueue --count 100000…");
-    let enqueue = on_scratch(|url| async move { cli_enqueue(&url, 100_000).await }).await?;
-    eprintln!("POST /api/jobs under wrk…");
-    let api = on_scratch(|url| async move { api_load::measure(&url, 1000, 32, 10).await }).await?;
-    eprintln!("worker RSS at --concurrency 256…");
-    let rss =
-        on_scratch(|url| async move { measure::throughput(&url, 20, 2000, 256, 1).await }).await?;
+    let wanted = |f: Figure| args.only.is_empty() || args.only.contains(&f);
+    let ceiling = if wanted(Figure::Ceiling) {
+        eprintln!("ceiling (pgbench, {} s per script)…", args.ceiling_seconds);
+        Some(ceiling::measure(args.ceiling_seconds, 8).await?)
+    } else {
+        None
+    };
+    let segments = if wanted(Figure::Segments) {
+        eprintln!("segments/s…");
+        Some(
+            on_scratch(|url| async move { measure::throughput(&url, 10, 10_000, 64, 1).await })
+                .await?,
+        )
+    } else {
+        None
+    };
+    let jobs = if wanted(Figure::Jobs) {
+        eprintln!("jobs/s…");
+        Some(
+            on_scratch(|url| async move { measure::throughput(&url, 20_000, 1, 64, 1).await })
+                .await?,
+        )
+    } else {
+        None
+    };
+    let latency = if wanted(Figure::Latency) {
+        eprintln!("pickup latency…");
+        Some(on_scratch(|url| async move { measure::pickup_latency(&url, 200).await }).await?)
+    } else {
+        None
+    };
+    let enqueue = if wanted(Figure::Enqueue) {
+        eprintln!("octavia jobs enqueue --count 100000…");
+        Some(on_scratch(|url| async move { cli_enqueue(&url, 100_000).await }).await?)
+    } else {
+        None
+    };
+    let api = if wanted(Figure::Api) {
+        eprintln!("POST /api/jobs under wrk…");
+        Some(on_scratch(|url| async move { api_load::measure(&url, 1000, 32, 10).await }).await?)
+    } else {
+        None
+    };
+    let rss = if wanted(Figure::Rss) {
+        eprintln!("worker RSS at --concurrency 256…");
+        Some(
+            on_scratch(|url| async move { measure::throughput(&url, 20, 2000, 256, 1).await })
+                .await?
+                .peak_rss_mb,
+        )
+    } else {
+        None
+    };
     let scale = if args.scale {
         eprintln!("claim rate on small and large tables…");
         let small =
@@ -129,11 +181,11 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         ceiling,
         segments,
         jobs,
-        pickup_latency_ms_p50: p50,
-        pickup_latency_ms_p99: p99,
+        pickup_latency_ms_p50: latency.map(|l| l.0),
+        pickup_latency_ms_p99: latency.map(|l| l.1),
         enqueue_jobs_per_second: enqueue,
         api,
-        worker_rss_mb_at_256: rss.peak_rss_mb,
+        worker_rss_mb_at_256: rss,
         soak,
         scale,
     };
@@ -320,67 +372,77 @@ async fn soak(url: &str, rate: f64, minutes: u64) -> Result<Soak> {
 }
 
 fn table(r: &SuiteReport) -> String {
-    let c = &r.ceiling;
-    let vs = |v: f64| format!("{:.0} %", 100.0 * v / c.batch_rows_per_second);
-    let mut rows: Vec<(String, String, String, String)> = vec![
-        (
+    let ceiling = r.ceiling.as_ref().map(|c| c.batch_rows_per_second);
+    let vs = |v: f64| ceiling.map_or(String::new(), |c| format!("{:.0} %", 100.0 * v / c));
+    let mut rows: Vec<(String, String, String, String)> = Vec::new();
+    if let Some(c) = &r.ceiling {
+        rows.push((
             "ceiling: claim+complete 100 rows/statement".into(),
             format!("{:.0} rows/s", c.batch_rows_per_second),
             "".into(),
             "100 %".into(),
-        ),
-        (
+        ));
+        rows.push((
             "ceiling: claim+complete 1 row/statement".into(),
             format!("{:.0} rows/s", c.one_row_per_second),
             "".into(),
             vs(c.one_row_per_second),
-        ),
-        (
+        ));
+    }
+    if let Some(t) = &r.segments {
+        rows.push((
             "no-op segments/s, 1 worker, --concurrency 64".into(),
-            format!("{:.0}", r.segments.segments_per_second),
+            format!("{:.0}", t.segments_per_second),
             "≥ 30,000 and ≥ 60 % of ceiling".into(),
-            vs(r.segments.segments_per_second),
-        ),
-        (
+            vs(t.segments_per_second),
+        ));
+    }
+    if let Some(t) = &r.jobs {
+        rows.push((
             "no-op jobs/s end to end (plan+segment+finalize)".into(),
-            format!("{:.0}", r.jobs.jobs_per_second),
+            format!("{:.0}", t.jobs_per_second),
             "≥ 10,000".into(),
             "".into(),
-        ),
-        (
+        ));
+    }
+    if let (Some(p50), Some(p99)) = (r.pickup_latency_ms_p50, r.pickup_latency_ms_p99) {
+        rows.push((
             "pickup latency p50 / p99".into(),
-            format!(
-                "{:.2} / {:.2} ms",
-                r.pickup_latency_ms_p50, r.pickup_latency_ms_p99
-            ),
+            format!("{p50:.2} / {p99:.2} ms"),
             "≤ 3 / ≤ 20 ms".into(),
             "".into(),
-        ),
-        (
+        ));
+    }
+    if let Some(e) = r.enqueue_jobs_per_second {
+        rows.push((
             "octavia jobs enqueue of 100,000 jobs".into(),
-            format!("{:.0} jobs/s", r.enqueue_jobs_per_second),
+            format!("{e:.0} jobs/s"),
             "≥ 50,000".into(),
             "".into(),
-        ),
-        (
+        ));
+    }
+    if let Some(a) = &r.api {
+        rows.push((
             format!(
                 "POST /api/jobs, {} users, {} connections",
-                r.api.users, r.api.connections
+                a.users, a.connections
             ),
             format!(
                 "{:.0} req/s, p99 {:.1} ms, {} errors",
-                r.api.requests_per_second, r.api.latency_ms_p99, r.api.errors
+                a.requests_per_second, a.latency_ms_p99, a.errors
             ),
             "≥ 2,000, ≤ 50 ms, 0".into(),
             "".into(),
-        ),
-        (
+        ));
+    }
+    if let Some(rss) = r.worker_rss_mb_at_256 {
+        rows.push((
             "worker RSS at --concurrency 256".into(),
-            format!("{:.1} MB", r.worker_rss_mb_at_256),
+            format!("{rss:.1} MB"),
             "≤ 64 MB".into(),
             "".into(),
-        ),
-    ];
+        ));
+    }
     if let Some(s) = &r.soak {
         let first = s.job_segments_mb_by_minute.first().copied().unwrap_or(0.0);
         let last = s.job_segments_mb_by_minute.last().copied().unwrap_or(0.0);

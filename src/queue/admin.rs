@@ -122,7 +122,13 @@ pub struct SegmentView {
 pub async fn job<C: GenericClient + Sync>(client: &C, id: Uuid) -> Result<Option<JobView>> {
     Ok(db::query_opt(client, sql::JOB_BY_ID, &[&id])
         .await?
-        .map(|r| JobView {
+        .map(|r| JobView::from_row(&r)))
+}
+
+impl JobView {
+    /// A row with the columns of `sql/job_by_id.sql`, in its order.
+    pub fn from_row(r: &tokio_postgres::Row) -> JobView {
+        JobView {
             id: r.get(0),
             user_id: r.get(1),
             project_id: r.get(2),
@@ -150,7 +156,8 @@ pub async fn job<C: GenericClient + Sync>(client: &C, id: Uuid) -> Result<Option
             created_at: r.get(22),
             started_at: r.get(23),
             finished_at: r.get(24),
-        }))
+        }
+    }
 }
 
 pub async fn segments<C: GenericClient + Sync>(client: &C, job: Uuid) -> Result<Vec<SegmentView>> {

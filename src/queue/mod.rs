@@ -9,6 +9,7 @@
 //! - [`rescue`]: take back expired leases.
 //! - [`admin`]: cancel, retry, inspect.
 //! - [`listener`]: the LISTEN connection that wakes idle workers.
+//! - [`waker`]: one NOTIFY for many transactions' work, sent after they commit.
 
 pub mod admin;
 pub mod claim;
@@ -17,6 +18,7 @@ pub mod enqueue;
 pub mod heartbeat;
 pub mod listener;
 pub mod rescue;
+pub mod waker;
 
 use uuid::Uuid;
 

@@ -445,3 +445,31 @@ async fn cancel_refunds_and_retry_charges_again() {
     );
     assert_ledger_balances(&db).await;
 }
+
+#[tokio::test]
+async fn a_created_job_wakes_an_idle_worker_without_waiting_for_its_poll() {
+    let db = TestDb::new().await;
+    let (config, _dir) = config(&db);
+    let api = TestApi::start(config).await;
+    let (_, token) = signed_in(&api, &db, "user", 0).await;
+    let mut worker_config = crate::support::fast_config(&db);
+    // Only a notification can wake it in time.
+    worker_config.worker.poll_interval_ms = 600_000;
+    let registry = octavia::handlers::registry(&worker_config).unwrap();
+    let worker = crate::support::TestWorker::start(worker_config, registry, "w-wake");
+    // The first job gets the worker through its claims until it finds nothing more and
+    // waits; the second arrives while it waits.
+    for _ in 0..2 {
+        let (status, job) = parts(
+            api.post("/api/jobs", &token, json!({"job_type": "noop"}))
+                .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{job}");
+        assert_eq!(job["status"], "queued", "{job}");
+        assert_eq!(job["segments"]["total"], 0, "{job}");
+        let id: Uuid = job["id"].as_str().unwrap().parse().unwrap();
+        crate::support::wait_terminal(&db, &[id], 20).await;
+    }
+    worker.stop().await;
+}
