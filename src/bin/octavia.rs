@@ -266,10 +266,11 @@ async fn run(cli: Cli) -> Result<()> {
             let run_at = (delay_seconds > 0)
                 .then(|| chrono::Utc::now() + chrono::Duration::seconds(delay_seconds as i64));
             let started = Instant::now();
-            let mut left = count as usize;
-            while left > 0 {
-                let n = left.min(10_000);
-                let jobs: Vec<NewJob> = (0..n)
+            // Chunks of 10,000 jobs, each a transaction of its own, two at a time on two
+            // connections: one chunk's statement keeps one PostgreSQL backend busy, and a
+            // machine has more than one core.
+            let chunk = |n: usize| -> Vec<NewJob> {
+                (0..n)
                     .map(|_| NewJob {
                         user_id: Some(user),
                         cost_credits: cost,
@@ -279,11 +280,30 @@ async fn run(cli: Cli) -> Result<()> {
                         input_media_id: input,
                         ..NewJob::new(&job_type, options.clone())
                     })
-                    .collect();
-                let tx = client.transaction().await?;
-                enqueue::insert(&tx, &jobs).await?;
-                tx.commit().await?;
-                left -= n;
+                    .collect()
+            };
+            let insert = |jobs: Vec<NewJob>| {
+                let pool = pool.clone();
+                async move {
+                    let mut client = pool.get().await?;
+                    let tx = client.transaction().await?;
+                    enqueue::insert(&tx, &jobs).await?;
+                    tx.commit().await?;
+                    anyhow::Ok(())
+                }
+            };
+            let mut left = count as usize;
+            let mut writing = futures_util::stream::FuturesUnordered::new();
+            while left > 0 || !writing.is_empty() {
+                if left > 0 && writing.len() < 2 {
+                    let n = left.min(10_000);
+                    writing.push(insert(chunk(n)));
+                    left -= n;
+                    continue;
+                }
+                if let Some(done) = futures_util::StreamExt::next(&mut writing).await {
+                    done?;
+                }
             }
             let secs = started.elapsed().as_secs_f64();
             println!(

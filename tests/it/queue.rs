@@ -1274,3 +1274,50 @@ async fn finished_segments_are_pruned_past_their_retention_and_retryable_ones_ke
         .get(0);
     assert_eq!(kept, 3);
 }
+
+#[tokio::test]
+async fn the_cli_enqueues_many_chunks_at_once_and_reserves_each_job_once() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    octavia::users::create(
+        &client,
+        "bulk@example.com",
+        "bulk-password-1",
+        "user",
+        30_000,
+    )
+    .await
+    .unwrap();
+    // Three chunks of at most 10,000 jobs, two written at a time.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_octavia"))
+        .args([
+            "--no-migrate",
+            "jobs",
+            "enqueue",
+            "--user",
+            "bulk@example.com",
+        ])
+        .args(["--type", "noop", "--count", "25000", "--cost", "1"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM jobs WHERE status = 'queued'),
+                    (SELECT count(DISTINCT job_id) FROM credits_history WHERE reason = 'job_reserve'),
+                    (SELECT credits FROM users WHERE email = 'bulk@example.com')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 25_000);
+    assert_eq!(row.get::<_, i64>(1), 25_000);
+    assert_eq!(row.get::<_, Option<i64>>(2), Some(5_000));
+    crate::support::assert_ledger_balances(&db).await;
+}
