@@ -99,52 +99,39 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
     } else {
         None
     };
-    let segments = if wanted(Figure::Segments) {
-        eprintln!("segments/s…");
-        Some(
-            on_scratch(|url| async move { measure::throughput(&url, 10, 10_000, 64, 1).await })
-                .await?,
-        )
-    } else {
-        None
-    };
-    let jobs = if wanted(Figure::Jobs) {
-        eprintln!("jobs/s…");
-        Some(
-            on_scratch(|url| async move { measure::throughput(&url, 20_000, 1, 64, 1).await })
-                .await?,
-        )
-    } else {
-        None
-    };
-    let latency = if wanted(Figure::Latency) {
-        eprintln!("pickup latency…");
-        Some(on_scratch(|url| async move { measure::pickup_latency(&url, 200).await }).await?)
-    } else {
-        None
-    };
-    let enqueue = if wanted(Figure::Enqueue) {
-        eprintln!("octavia jobs enqueue --count 100000…");
-        Some(on_scratch(|url| async move { cli_enqueue(&url, 100_000).await }).await?)
-    } else {
-        None
-    };
-    let api = if wanted(Figure::Api) {
-        eprintln!("POST /api/jobs under wrk…");
-        Some(on_scratch(|url| async move { api_load::measure(&url, 1000, 32, 10).await }).await?)
-    } else {
-        None
-    };
-    let rss = if wanted(Figure::Rss) {
-        eprintln!("worker RSS at --concurrency 256…");
-        Some(
-            on_scratch(|url| async move { measure::throughput(&url, 20, 2000, 256, 1).await })
-                .await?
-                .peak_rss_mb,
-        )
-    } else {
-        None
-    };
+    let segments = figure(wanted(Figure::Segments), "segments/s", |url| async move {
+        measure::throughput(&url, 10, 10_000, 64, 1).await
+    })
+    .await?;
+    let jobs = figure(wanted(Figure::Jobs), "jobs/s", |url| async move {
+        measure::throughput(&url, 20_000, 1, 64, 1).await
+    })
+    .await?;
+    let latency = figure(
+        wanted(Figure::Latency),
+        "pickup latency",
+        |url| async move { measure::pickup_latency(&url, 200).await },
+    )
+    .await?;
+    let enqueue = figure(
+        wanted(Figure::Enqueue),
+        "octavia jobs enqueue --count 100000",
+        |url| async move { cli_enqueue(&url, 100_000).await },
+    )
+    .await?;
+    let api = figure(
+        wanted(Figure::Api),
+        "POST /api/jobs under wrk",
+        |url| async move { api_load::measure(&url, 1000, 32, 10).await },
+    )
+    .await?;
+    let rss = figure(
+        wanted(Figure::Rss),
+        "worker RSS at --concurrency 256",
+        |url| async move { measure::throughput(&url, 20, 2000, 256, 1).await },
+    )
+    .await?
+    .map(|t| t.peak_rss_mb);
     let scale = if args.scale {
         eprintln!("claim rate on small and large tables…");
         let small =
@@ -202,6 +189,19 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         args.json.display()
     );
     Ok(())
+}
+
+/// Runs `f` on a fresh database when `wanted` (saying so with `label`), else nothing.
+async fn figure<T, F, Fut>(wanted: bool, label: &str, f: F) -> Result<Option<T>>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    if !wanted {
+        return Ok(None);
+    }
+    eprintln!("{label}…");
+    Ok(Some(on_scratch(f).await?))
 }
 
 /// Runs `f` on a fresh database, dropped afterwards.
