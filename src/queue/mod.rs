@@ -26,7 +26,7 @@ use uuid::Uuid;
 pub const WORK_CHANNEL: &str = "octavia_work";
 
 /// A job-level step: what a job claimed from `jobs` is to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
     Plan,
     Finalize,

@@ -138,7 +138,7 @@ pub(super) async fn segment(
     let key = Key {
         id: segment.id,
         attempt: segment.attempt,
-        is_step: false,
+        step: None,
     };
     let entry = shared.inflight.insert(key);
     let span = tracing::info_span!("segment", job.id = %segment.job_id, segment.index = segment.index, attempt = segment.attempt);
@@ -214,7 +214,7 @@ pub(super) async fn step(
     let key = Key {
         id: step.job.id,
         attempt: step.attempt,
-        is_step: true,
+        step: Some(step.step),
     };
     let entry = shared.inflight.insert(key);
     let span = tracing::info_span!("step", job.id = %step.job.id, step = step.step.as_str(), attempt = step.attempt);

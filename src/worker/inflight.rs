@@ -9,11 +9,20 @@ use uuid::Uuid;
 
 /// One attempt: a segment or a job-level step, and its attempt number (the same row can
 /// come back to this worker under a later attempt while an old one still winds down).
+/// A job's plan and its finalize can both be in flight under attempt 1 (the finalize
+/// leased while the plan's record is still being written), so a step's key says which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
     pub id: Uuid,
     pub attempt: i32,
-    pub is_step: bool,
+    /// `None` for a segment.
+    pub step: Option<crate::queue::Step>,
+}
+
+impl Key {
+    pub fn is_step(&self) -> bool {
+        self.step.is_some()
+    }
 }
 
 /// Why an attempt was told to stop.

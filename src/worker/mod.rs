@@ -640,12 +640,12 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
         }
         let segments: Vec<(uuid::Uuid, i32)> = entries
             .iter()
-            .filter(|(k, _)| !k.is_step)
+            .filter(|(k, _)| !k.is_step())
             .map(|(k, _)| (k.id, k.attempt))
             .collect();
         let steps: Vec<(uuid::Uuid, i32)> = entries
             .iter()
-            .filter(|(k, _)| k.is_step)
+            .filter(|(k, _)| k.is_step())
             .map(|(k, _)| (k.id, k.attempt))
             .collect();
         let renewed = async {
@@ -665,7 +665,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
                 for (key, entry) in &entries {
                     match renewed
                         .iter()
-                        .find(|r| r.id == key.id && r.is_step == key.is_step)
+                        .find(|r| r.id == key.id && r.is_step == key.is_step())
                     {
                         Some(r) if r.stop => entry.stop(StopReason::JobStopping),
                         Some(_) => {}
@@ -766,7 +766,7 @@ async fn release_remaining(shared: &Arc<Shared>) {
             continue;
         }
         entry.stop(StopReason::Shutdown);
-        if key.is_step {
+        if key.is_step() {
             steps.push((key.id, key.attempt));
         } else {
             segments.push((key.id, key.attempt));
