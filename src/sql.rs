@@ -66,6 +66,7 @@ statements! {
     LOCK_JOBS => "lock_jobs.sql",
     MEDIA_BY_ID => "media_by_id.sql",
     MEDIA_OF_JOB_INPUT => "media_of_job_input.sql",
+    NOTIFY_JOB_EVENTS => "notify_job_events.sql",
     NOTIFY_WORK => "notify_work.sql",
     PING => "ping.sql",
     PROJECT_OWNER => "project_owner.sql",

@@ -1,8 +1,10 @@
 //! Live job progress: `GET /api/jobs/{id}/events`, a Server-Sent Events stream of a job's
 //! status and progress as they change, ending at a terminal status.
 //!
-//! A trigger on `jobs` (migration V3) notifies `octavia_job_events` with the job's id
-//! whenever its status or progress changes. Each API process holds one LISTEN connection
+//! A trigger on `jobs` (migrations V3 and V6) notifies `octavia_job_events` with the job's
+//! id whenever its status or progress changes, and the worker sends the ids of the jobs
+//! its queue statements changed after they commit, many per notification
+//! ([`crate::queue::job_events`]). Each API process holds one LISTEN connection
 //! ([`JobEvents`]), reconnecting with backoff, and fans the ids out to its streams over a
 //! broadcast channel; a stream re-reads its job's row on each of its notifications and
 //! sends what changed. A stream subscribes before it reads the job the first time, so a
@@ -15,7 +17,7 @@ use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ErrorBody};
 use super::jobs::{self, is_terminal};
-use crate::queue::listener;
+use crate::queue::{job_events, listener};
 use crate::{db, sql};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -65,15 +67,16 @@ impl JobEvents {
         let listener = listener::Listener::start(
             url,
             LISTEN,
-            move |event| {
-                let _ = match event {
-                    listener::Event::Notification(payload) => match payload.parse::<Uuid>() {
-                        Ok(id) => to_streams.send(Signal::Job(id)),
-                        Err(_) => return,
-                    },
-                    // Whatever changed while nobody listened: every stream looks again.
-                    listener::Event::Listening => to_streams.send(Signal::Resync),
-                };
+            move |event| match event {
+                listener::Event::Notification(payload) => {
+                    for id in job_events::parse(&payload) {
+                        let _ = to_streams.send(Signal::Job(id));
+                    }
+                }
+                // Whatever changed while nobody listened: every stream looks again.
+                listener::Event::Listening => {
+                    let _ = to_streams.send(Signal::Resync);
+                }
             },
             stop,
         );

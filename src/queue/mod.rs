@@ -10,12 +10,14 @@
 //! - [`admin`]: cancel, retry, inspect.
 //! - [`listener`]: the LISTEN connection that wakes idle workers.
 //! - [`waker`]: one NOTIFY for many transactions' work, sent after they commit.
+//! - [`job_events`]: the same for the worker's changes of jobs' status and progress.
 
 pub mod admin;
 pub mod claim;
 pub mod complete;
 pub mod enqueue;
 pub mod heartbeat;
+pub mod job_events;
 pub mod listener;
 pub mod rescue;
 pub mod waker;

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::queue::claim::{self, ClaimOptions};
 use crate::queue::complete::NewMedia;
+use crate::queue::job_events::Publisher;
 use crate::queue::listener::Listener;
 use crate::queue::{ClaimedStep, complete, heartbeat, rescue};
 use deadpool_postgres::Pool;
@@ -56,6 +57,8 @@ struct Shared {
     done: std::sync::Mutex<Option<mpsc::Sender<Completion>>>,
     /// Cleared at shutdown: no more claims, and no more leases taken by the completer.
     claiming: std::sync::atomic::AtomicBool,
+    /// The jobs the lease pool's statements changed, announced after they commit.
+    events: Publisher,
 }
 
 impl Shared {
@@ -125,13 +128,17 @@ impl Completion {
 /// 2 ms, with 100,000 segments pending in a table last vacuumed empty). Ruling both
 /// out keeps such plans from ever being chosen.
 ///
+/// Their changes of jobs' status and progress are announced by the worker after they
+/// commit, not by the trigger inside them ([`crate::queue::job_events::DEFERRED`]).
+///
 /// With `async_commit`, their commits do not wait for the WAL flush either (see
 /// `worker.async_commit`).
 pub fn lease_session_options(async_commit: bool) -> &'static str {
     if async_commit {
-        "-c enable_seqscan=off -c enable_bitmapscan=off -c synchronous_commit=off"
+        "-c enable_seqscan=off -c enable_bitmapscan=off -c octavia.job_events=deferred \
+         -c synchronous_commit=off"
     } else {
-        "-c enable_seqscan=off -c enable_bitmapscan=off"
+        "-c enable_seqscan=off -c enable_bitmapscan=off -c octavia.job_events=deferred"
     }
 }
 
@@ -153,9 +160,9 @@ impl Worker {
             lease: Duration::from_secs(config.worker.lease_seconds),
         };
         let slots = Arc::new(Semaphore::new(config.worker.concurrency as usize));
-        // The claimer, the writers (two for plans) and the heartbeat.
+        // The claimer, the writers (two for plans), the heartbeat and the publisher.
         let options = lease_session_options(config.worker.async_commit);
-        let lease_pool = crate::db::pool_with(&config.database, 6, Some(options))?;
+        let lease_pool = crate::db::pool_with(&config.database, 7, Some(options))?;
         Ok(Worker {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
@@ -170,6 +177,7 @@ impl Worker {
                 tasks: TaskTracker::new(),
                 done: std::sync::Mutex::new(None),
                 claiming: std::sync::atomic::AtomicBool::new(true),
+                events: Publisher::default(),
             }),
         })
     }
@@ -198,6 +206,10 @@ impl Worker {
         let heart = tokio::spawn(heartbeat_loop(shared.clone(), background.clone()));
         let rescuer = tokio::spawn(rescue_loop(shared.clone(), background.clone()));
         let pruner = tokio::spawn(prune_loop(shared.clone(), background.clone()));
+        let publisher = {
+            let (shared, stop) = (shared.clone(), background.clone());
+            tokio::spawn(async move { shared.events.run(shared.lease_pool.clone(), stop).await })
+        };
         let tasks = shared.tasks.clone();
         tracing::info!(
             worker_id = shared.worker_id(),
@@ -238,6 +250,7 @@ impl Worker {
         let _ = heart.await;
         let _ = rescuer.await;
         let _ = pruner.await;
+        let _ = publisher.await;
         if let Some(listener) = listener {
             listener.stop().await;
         }
@@ -352,6 +365,7 @@ async fn claim_once(
     } else {
         Vec::new()
     };
+    shared.events.publish(steps.iter().map(|s| s.job.id));
     let step_count = steps.len();
     let mut claimed = steps.len();
     for step in steps {
@@ -478,6 +492,8 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
         })
         .await;
         if let Some(done) = done {
+            // Their progress moved (or nothing did, for those whose lease was lost).
+            shared.events.publish(jobs.iter().copied());
             wake |= done.finalize_ready;
             recorded.extend(done.recorded);
             settle(shared, done.stopping).await;
@@ -559,6 +575,7 @@ async fn record_plans(shared: &Arc<Shared>, plans: &[complete::PlanRecord<'_>]) 
     if !done.recorded.is_empty() {
         shared.wake.notify_one();
     }
+    shared.events.publish(done.recorded.iter().copied());
     settle(shared, done.cancelling).await;
     run_leased(shared, slots, Vec::new(), done.leased);
     done.recorded.into_iter().collect()
@@ -783,6 +800,20 @@ async fn release_remaining(shared: &Arc<Shared>) {
         Ok(n) => tracing::info!(released = n, "grace period over: released unfinished work"),
         Err(e) => {
             tracing::error!(error = %e, "could not release unfinished work; its leases will expire and be rescued")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lease_sessions_leave_job_events_to_the_worker() {
+        for async_commit in [false, true] {
+            let options = super::lease_session_options(async_commit);
+            assert!(
+                options.contains(crate::queue::job_events::DEFERRED),
+                "{options}"
+            );
         }
     }
 }
