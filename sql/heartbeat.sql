@@ -13,41 +13,42 @@
 -- the lock and is left out, as lost.
 WITH locked_segs AS MATERIALIZED (
     -- Found by key only, and the lease checked on the locked values, as in
-    -- complete_segments.sql (why: see there).
-    SELECT s.id, s.status, s.attempts, s.locked_by
-    FROM job_segments s
-    WHERE s.id = ANY($3::uuid[])
+    -- complete_segments.sql (why: see there). Each lease carries its attempt along, so
+    -- the update reads this alone.
+    SELECT s.id, s.status, s.attempts, s.locked_by, h.attempt
+    FROM unnest($3::uuid[], $4::int[]) AS h(id, attempt)
+    JOIN job_segments s ON s.id = h.id
     ORDER BY s.id
     FOR UPDATE OF s
 ), segs AS (
     UPDATE job_segments s
     SET lease_expires_at = now() + make_interval(secs => $2)
-    FROM locked_segs l, unnest($3::uuid[], $4::int[]) AS h(id, attempt)
-    WHERE h.id = l.id AND s.id = l.id AND l.attempts = h.attempt
+    FROM locked_segs l
+    WHERE s.id = l.id AND l.attempts = l.attempt
       AND l.status = 'running' AND l.locked_by = $1
       -- Checked again on the row written (no index reads attempts): the update must not
       -- land on a newer version than the one locked above (see `steps`).
-      AND s.attempts = h.attempt
+      AND s.attempts = l.attempt
     RETURNING s.id, s.job_id
 ), locked_steps AS MATERIALIZED (
     -- Job rows likewise, in id order, as every statement writing several jobs locks them,
     -- found by key only.
-    SELECT j.id, j.status, j.attempts, j.locked_by
-    FROM jobs j
-    WHERE j.id = ANY($5::uuid[])
+    SELECT j.id, j.status, j.attempts, j.locked_by, h.attempt
+    FROM unnest($5::uuid[], $6::int[]) AS h(id, attempt)
+    JOIN jobs j ON j.id = h.id
     ORDER BY j.id
     FOR UPDATE OF j
 ), steps AS (
     UPDATE jobs j
     SET lease_expires_at = now() + make_interval(secs => $2)
-    FROM locked_steps l, unnest($5::uuid[], $6::int[]) AS h(id, attempt)
-    WHERE h.id = l.id AND j.id = l.id AND l.attempts = h.attempt
+    FROM locked_steps l
+    WHERE j.id = l.id AND l.attempts = l.attempt
       AND l.status = 'running' AND l.locked_by = $1
       -- Checked again on the row written: a bin/bench soak once had this update renew a
       -- plan's lease on the version its recording had just written (lease cleared,
       -- attempts reset), which the jobs_lease_check constraint refused, failing the whole
       -- heartbeat. No index reads attempts, so this cannot steer the plan to one.
-      AND j.attempts = h.attempt
+      AND j.attempts = l.attempt
     RETURNING j.id, j.cancel_requested_at IS NOT NULL AS stop
 )
 SELECT segs.id, false AS is_step,
