@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use futures_util::{StreamExt, TryStreamExt};
 use octavia::config::CommonArgs;
 use octavia::queue::admin;
 use octavia::queue::enqueue::{self, NewJob};
@@ -292,19 +293,14 @@ async fn run(cli: Cli) -> Result<()> {
                     anyhow::Ok(())
                 }
             };
-            let mut left = count as usize;
-            let mut writing = futures_util::stream::FuturesUnordered::new();
-            while left > 0 || !writing.is_empty() {
-                if left > 0 && writing.len() < 2 {
-                    let n = left.min(10_000);
-                    writing.push(insert(chunk(n)));
-                    left -= n;
-                    continue;
-                }
-                if let Some(done) = futures_util::StreamExt::next(&mut writing).await {
-                    done?;
-                }
-            }
+            let sizes = (0..count as usize)
+                .step_by(10_000)
+                .map(|start| (count as usize - start).min(10_000));
+            futures_util::stream::iter(sizes)
+                .map(|n| insert(chunk(n)))
+                .buffer_unordered(2)
+                .try_collect::<()>()
+                .await?;
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "enqueued {count} {job_type} jobs in {secs:.3} s ({:.0} jobs/s)",

@@ -38,11 +38,7 @@ pub struct Publisher {
 impl Publisher {
     /// Sends what is handed over until `stop` is cancelled, then what is left, once.
     pub async fn run(&self, pool: Pool, stop: CancellationToken) {
-        loop {
-            let stopping = tokio::select! {
-                _ = self.asked.notified() => false,
-                _ = stop.cancelled() => true,
-            };
+        super::waker::send_when_asked(&self.asked, &stop, || async {
             let ids = self.take();
             if !ids.is_empty()
                 && let Err(e) = send(&pool, &ids).await
@@ -50,10 +46,8 @@ impl Publisher {
                 tracing::warn!(error = %e, jobs = ids.len(),
                     "could not announce job changes; event streams will poll");
             }
-            if stopping {
-                return;
-            }
-        }
+        })
+        .await
     }
 
     /// Announces that these jobs changed; call it once the change is committed.
