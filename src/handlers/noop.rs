@@ -6,6 +6,8 @@
 //! - `segment_ms` (default 0): how long each segment attempt takes;
 //! - `fail_rate` (default 0): chance that a segment attempt fails, retryably;
 //! - `fail_segments` (default []): segment indexes that always fail, fatally.
+//!
+//! A job of one segment that does not sleep runs whole ([`Handler::runs_whole`]).
 
 use crate::queue::complete::{NewMedia, NewSegment};
 use crate::worker::{Handler, HandlerError, Plan, SegmentContext, StepContext};
@@ -84,6 +86,13 @@ impl Handler for Noop {
                 .collect(),
             data: json!({ "segments": options.segments }),
         })
+    }
+
+    /// A segment that does not sleep is over before anyone could watch it run.
+    fn runs_whole(&self, plan: &Plan) -> bool {
+        plan.segments
+            .iter()
+            .all(|s| s.input["segment_ms"].as_u64().unwrap_or(0) == 0)
     }
 
     async fn run_segment(&self, ctx: &SegmentContext) -> Result<Value, HandlerError> {

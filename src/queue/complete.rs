@@ -409,18 +409,54 @@ pub async fn insert_media<C: GenericClient + Sync>(client: &C, m: &NewMedia) -> 
     Ok(())
 }
 
-/// Records many successful finalize steps in one statement: each job is completed with
-/// its output media row, inserted in the same statement, so nothing of a finalize whose
-/// lease was lost is written. Returns the jobs completed.
-pub async fn finalizes_done(
+/// A job to record as completed: its finalize step, or (with `whole`) its plan step when
+/// the worker ran the whole of a single-segment job under the plan's lease.
+#[derive(Debug, Clone, Copy)]
+pub struct JobDone<'a> {
+    pub step: &'a ClaimedStep,
+    pub output: Option<&'a NewMedia>,
+    pub whole: Option<Whole<'a>>,
+}
+
+/// What a single-segment job run whole leaves: its plan and its one segment's result.
+#[derive(Debug, Clone, Copy)]
+pub struct Whole<'a> {
+    pub plan: &'a serde_json::Value,
+    /// The segment's id, as its handler saw it.
+    pub segment: Uuid,
+    pub planned: &'a NewSegment,
+    pub result: &'a serde_json::Value,
+}
+
+/// Records many completed jobs in one statement: each job is completed with its output
+/// media row (and, for a job run whole, its plan and its one segment), inserted in the same
+/// statement, so nothing of a completion whose lease was lost is written. Returns the jobs
+/// completed.
+pub async fn jobs_done(
     client: &Object,
     worker_id: &str,
-    done: &[(&ClaimedStep, Option<&NewMedia>)],
+    done: &[JobDone<'_>],
 ) -> Result<HashSet<Uuid>> {
-    let jobs: Vec<Uuid> = done.iter().map(|d| d.0.job.id).collect();
-    let attempts: Vec<i32> = done.iter().map(|d| d.0.attempt).collect();
-    let outputs: Vec<Option<Uuid>> = done.iter().map(|d| d.1.map(|m| m.id)).collect();
-    let media: Vec<&NewMedia> = done.iter().filter_map(|d| d.1).collect();
+    let jobs: Vec<Uuid> = done.iter().map(|d| d.step.job.id).collect();
+    let attempts: Vec<i32> = done.iter().map(|d| d.step.attempt).collect();
+    let outputs: Vec<Option<Uuid>> = done.iter().map(|d| d.output.map(|m| m.id)).collect();
+    let steps: Vec<&str> = done.iter().map(|d| d.step.step.as_str()).collect();
+    let wholes: Vec<Option<&Whole<'_>>> = done.iter().map(|d| d.whole.as_ref()).collect();
+    let plans: Vec<Option<&serde_json::Value>> = wholes.iter().map(|w| w.map(|w| w.plan)).collect();
+    let segments: Vec<Option<Uuid>> = wholes.iter().map(|w| w.map(|w| w.segment)).collect();
+    let starts: Vec<Option<i32>> = wholes
+        .iter()
+        .map(|w| w.and_then(|w| w.planned.start_ms))
+        .collect();
+    let ends: Vec<Option<i32>> = wholes
+        .iter()
+        .map(|w| w.and_then(|w| w.planned.end_ms))
+        .collect();
+    let inputs: Vec<Option<&serde_json::Value>> =
+        wholes.iter().map(|w| w.map(|w| &w.planned.input)).collect();
+    let results: Vec<Option<&serde_json::Value>> =
+        wholes.iter().map(|w| w.map(|w| w.result)).collect();
+    let media: Vec<&NewMedia> = done.iter().filter_map(|d| d.output).collect();
     let ids: Vec<Uuid> = media.iter().map(|m| m.id).collect();
     let projects: Vec<Option<Uuid>> = media.iter().map(|m| m.project_id).collect();
     let users: Vec<Option<Uuid>> = media.iter().map(|m| m.user_id).collect();
@@ -436,7 +472,8 @@ pub async fn finalizes_done(
         sql::COMPLETE_JOBS,
         &[
             &worker_id, &jobs, &attempts, &outputs, &ids, &projects, &users, &keys, &types,
-            &durations, &sizes, &mimetypes, &derived, &metadata,
+            &durations, &sizes, &mimetypes, &derived, &metadata, &steps, &plans, &segments,
+            &starts, &ends, &inputs, &results,
         ],
     )
     .await?;

@@ -6,6 +6,7 @@ use crate::queue::complete::{NewMedia, NewSegment};
 use crate::queue::{ClaimedSegment, JobInfo};
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -52,11 +53,17 @@ pub struct StepContext {
     /// the worker is shutting down. Long handlers should watch it and return
     /// [`HandlerError::Cancelled`].
     pub cancel: CancellationToken,
+    /// The segments of a job run whole under its plan's lease, which are not in the
+    /// database yet (see `sql/complete_jobs.sql`).
+    pub(crate) ran: Option<Arc<[SegmentView]>>,
 }
 
 impl StepContext {
     /// The job's segments in index order, with their results (for finalize).
     pub async fn segments(&self) -> Result<Vec<SegmentView>> {
+        if let Some(ran) = &self.ran {
+            return Ok(ran.to_vec());
+        }
         let client = self.pool.get().await?;
         admin::segments(&client, self.job.id).await
     }
@@ -92,6 +99,17 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Runs one segment; the returned value is stored in `job_segments.result`.
     async fn run_segment(&self, ctx: &SegmentContext) -> Result<serde_json::Value, HandlerError>;
+
+    /// Whether the worker may run this single-segment plan whole, at once: the segment and
+    /// then finalize, in the plan's slot and under its lease, the job written once when it
+    /// is done instead of once per step (for short work, the queue's writes are most of
+    /// its cost). Until then nothing shows the segment running: it has no `job_segments`
+    /// row and the job stays at its plan step, so work long enough for anyone to watch
+    /// should answer false, the default. Failures are recorded as the steps would have
+    /// recorded them.
+    fn runs_whole(&self, _plan: &Plan) -> bool {
+        false
+    }
 
     /// Assembles the output once every segment completed. A returned media row is inserted
     /// in the transaction that completes the job.

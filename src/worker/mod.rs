@@ -98,6 +98,15 @@ enum Completion {
         step: ClaimedStep,
         output: Option<NewMedia>,
     },
+    /// A single-segment job run whole under its plan's lease: plan, segment and finalize.
+    Whole {
+        key: Key,
+        step: ClaimedStep,
+        plan: Plan,
+        segment: uuid::Uuid,
+        result: serde_json::Value,
+        output: Option<NewMedia>,
+    },
 }
 
 impl Completion {
@@ -105,14 +114,17 @@ impl Completion {
         match self {
             Completion::Segment { key, .. }
             | Completion::Plan { key, .. }
-            | Completion::Finalize { key, .. } => *key,
+            | Completion::Finalize { key, .. }
+            | Completion::Whole { key, .. } => *key,
         }
     }
 
     fn job_id(&self) -> uuid::Uuid {
         match self {
             Completion::Segment { job_id, .. } => *job_id,
-            Completion::Plan { step, .. } | Completion::Finalize { step, .. } => step.job.id,
+            Completion::Plan { step, .. }
+            | Completion::Finalize { step, .. }
+            | Completion::Whole { step, .. } => step.job.id,
         }
     }
 }
@@ -414,7 +426,7 @@ async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>) {
         let to = match c {
             Completion::Segment { .. } => &segments_tx,
             Completion::Plan { .. } => &plans_tx,
-            Completion::Finalize { .. } => &finals_tx,
+            Completion::Finalize { .. } | Completion::Whole { .. } => &finals_tx,
         };
         if to.send(c).await.is_err() {
             break;
@@ -463,7 +475,28 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
                 segments: &plan.segments,
                 data: &plan.data,
             }),
-            Completion::Finalize { step, output, .. } => finals.push((step, output.as_ref())),
+            Completion::Finalize { step, output, .. } => finals.push(complete::JobDone {
+                step,
+                output: output.as_ref(),
+                whole: None,
+            }),
+            Completion::Whole {
+                step,
+                plan,
+                segment,
+                result,
+                output,
+                ..
+            } => finals.push(complete::JobDone {
+                step,
+                output: output.as_ref(),
+                whole: Some(complete::Whole {
+                    plan: &plan.data,
+                    segment: *segment,
+                    planned: &plan.segments[0],
+                    result,
+                }),
+            }),
         }
     }
     let worker_id = shared.worker_id();
@@ -529,9 +562,9 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
         }
     }
     if !finals.is_empty() {
-        let done = execute::persist(shared, "finalize steps", || async {
+        let done = execute::persist(shared, "completed jobs", || async {
             let client = shared.pool.get().await?;
-            complete::finalizes_done(&client, worker_id, &finals).await
+            complete::jobs_done(&client, worker_id, &finals).await
         })
         .await;
         recorded.extend(done.unwrap_or_default());

@@ -13,3 +13,4 @@ mod s3;
 mod schema;
 mod storage;
 mod support;
+mod whole;
