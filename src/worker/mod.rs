@@ -43,6 +43,9 @@ struct Shared {
     /// they commit without waiting for the WAL flush; everything else (finalize, failures,
     /// refunds, cancels) goes through `pool` and waits.
     lease_pool: Pool,
+    /// For the completer's records of finished jobs: durable like `pool`, and like
+    /// `lease_pool` they leave the jobs' events to the worker, announced after commit.
+    jobs_pool: Pool,
     registry: Registry,
     claim: ClaimOptions,
     inflight: InFlight,
@@ -129,7 +132,8 @@ impl Completion {
     }
 }
 
-/// The session settings of the claimer, the writers and the heartbeat (the lease pool).
+/// The session settings of the claimer, the writers and the heartbeat (the lease pool),
+/// and, without `async_commit`, of the writer of finished jobs.
 ///
 /// Every statement on these sessions is written to reach its rows through an
 /// index, in the index's order. Queue tables swing from empty to millions of rows
@@ -175,11 +179,15 @@ impl Worker {
         // The claimer, the writers (two for plans), the heartbeat and the publisher.
         let options = lease_session_options(config.worker.async_commit);
         let lease_pool = crate::db::pool_with(&config.database, 7, Some(options))?;
+        // One writer records finished jobs (see `completer`).
+        let jobs_pool =
+            crate::db::pool_with(&config.database, 1, Some(lease_session_options(false)))?;
         Ok(Worker {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
                 pool,
                 lease_pool,
+                jobs_pool,
                 registry,
                 claim,
                 inflight: InFlight::default(),
@@ -563,11 +571,13 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
     }
     if !finals.is_empty() {
         let done = execute::persist(shared, "completed jobs", || async {
-            let client = shared.pool.get().await?;
+            let client = shared.jobs_pool.get().await?;
             complete::jobs_done(&client, worker_id, &finals).await
         })
-        .await;
-        recorded.extend(done.unwrap_or_default());
+        .await
+        .unwrap_or_default();
+        shared.events.publish(done.iter().copied());
+        recorded.extend(done);
     }
     for c in batch {
         if !recorded.contains(&c.key().id) {
