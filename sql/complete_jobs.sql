@@ -45,8 +45,7 @@ WITH locked AS MATERIALIZED (
         updated_at = now()
     FROM locked l
     WHERE j.id = l.id AND l.attempts = l.attempt AND l.locked_by = $1
-      AND l.step::text = l.done_step AND l.step IN ('plan', 'finalize')
-      AND l.status = 'running'
+      AND l.step::text = l.done_step AND l.status = 'running'
     RETURNING j.id, j.output_media_id, j.priority, j.max_attempts, l.done_step, l.segment,
               l.start_ms, l.end_ms, l.input, l.result
 ), segment AS (

@@ -249,25 +249,20 @@ pub(super) async fn step(
             ran: None,
         };
         let worker_id = shared.worker_id();
+        // Ok(None): the attempt was dealt with already (a job run whole that ended early).
         let outcome = match step.step {
             Step::Plan => {
                 let h = handler.clone();
                 match supervise(async move { h.plan(&ctx).await }, timeout, &entry).await {
                     Ok(plan) if runs_whole(&shared, handler.as_ref(), &plan, &entry) => {
-                        match whole(&shared, &handler, &step, plan, &entry, timeout).await {
-                            Some(completion) => Ok(completion),
-                            None => {
-                                shared.inflight.remove(&key);
-                                drop(permit);
-                                shared.slot_freed.notify_one();
-                                return;
-                            }
-                        }
+                        Ok(whole(&shared, &handler, &step, key, plan, &entry, timeout).await)
                     }
-                    planned => planned.map(|plan| Completion::Plan {
-                        key,
-                        step: step.clone(),
-                        plan,
+                    planned => planned.map(|plan| {
+                        Some(Completion::Plan {
+                            key,
+                            step: step.clone(),
+                            plan,
+                        })
                     }),
                 }
             }
@@ -275,17 +270,20 @@ pub(super) async fn step(
                 let h = handler.clone();
                 supervise(async move { h.finalize(&ctx).await }, timeout, &entry)
                     .await
-                    .map(|output| Completion::Finalize {
-                        key,
-                        step: step.clone(),
-                        output,
+                    .map(|output| {
+                        Some(Completion::Finalize {
+                            key,
+                            step: step.clone(),
+                            output,
+                        })
                     })
             }
         };
         let error = match outcome {
             // A plan or finalize that finished while its job was being cancelled is still
             // recorded: plans_done settles the cancel, and finished output is kept.
-            Ok(completion) if entry.reason().is_none_or(|r| r == StopReason::JobStopping) => {
+            Ok(None) => None,
+            Ok(Some(completion)) if entry.reason().is_none_or(|r| r == StopReason::JobStopping) => {
                 entry.set_completing();
                 if done.send(completion).await.is_err() {
                     shared.inflight.remove(&key);
@@ -339,11 +337,11 @@ async fn whole(
     shared: &Arc<Shared>,
     handler: &Arc<dyn Handler>,
     step: &ClaimedStep,
+    key: Key,
     plan: Plan,
     entry: &Entry,
     timeout: Duration,
 ) -> Option<Completion> {
-    let key = entry_key(step);
     let planned = &plan.segments[0];
     let segment = ClaimedSegment {
         id: uuid::Uuid::now_v7(),
@@ -435,14 +433,6 @@ async fn whole(
             }
             None
         }
-    }
-}
-
-fn entry_key(step: &ClaimedStep) -> Key {
-    Key {
-        id: step.job.id,
-        attempt: step.attempt,
-        step: Some(step.step),
     }
 }
 

@@ -40,8 +40,8 @@ struct Shared {
     pool: Pool,
     /// For claims, heartbeats and the records of segments and plans: writes whose loss in
     /// a PostgreSQL crash only means that work runs again. With `worker.async_commit`
-    /// they commit without waiting for the WAL flush; everything else (finalize, failures,
-    /// refunds, cancels) goes through `pool` and waits.
+    /// they commit without waiting for the WAL flush; everything else waits: finished jobs
+    /// go through `jobs_pool`, failures, refunds and cancels through `pool`.
     lease_pool: Pool,
     /// For the completer's records of finished jobs: durable like `pool`, and like
     /// `lease_pool` they leave the jobs' events to the worker, announced after commit.
@@ -60,7 +60,8 @@ struct Shared {
     done: std::sync::Mutex<Option<mpsc::Sender<Completion>>>,
     /// Cleared at shutdown: no more claims, and no more leases taken by the completer.
     claiming: std::sync::atomic::AtomicBool,
-    /// The jobs the lease pool's statements changed, announced after they commit.
+    /// The jobs the lease pool's and `jobs_pool`'s statements changed, announced after
+    /// they commit.
     events: Publisher,
 }
 
@@ -150,12 +151,15 @@ impl Completion {
 /// With `async_commit`, their commits do not wait for the WAL flush either (see
 /// `worker.async_commit`).
 pub fn lease_session_options(async_commit: bool) -> &'static str {
-    if async_commit {
-        "-c enable_seqscan=off -c enable_bitmapscan=off -c octavia.job_events=deferred \
-         -c synchronous_commit=off"
-    } else {
-        "-c enable_seqscan=off -c enable_bitmapscan=off -c octavia.job_events=deferred"
-    }
+    static OPTIONS: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+        let options = format!(
+            "-c enable_seqscan=off -c enable_bitmapscan=off {}",
+            crate::queue::job_events::DEFERRED
+        );
+        let async_options = format!("{options} -c synchronous_commit=off");
+        [options, async_options]
+    });
+    &OPTIONS[usize::from(async_commit)]
 }
 
 /// A worker process's runtime.
@@ -855,6 +859,12 @@ mod tests {
             let options = super::lease_session_options(async_commit);
             assert!(
                 options.contains(crate::queue::job_events::DEFERRED),
+                "{options}"
+            );
+            // Only the asynchronous sessions skip the WAL flush: finished jobs use the other.
+            assert_eq!(
+                options.contains("synchronous_commit=off"),
+                async_commit,
                 "{options}"
             );
         }

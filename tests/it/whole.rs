@@ -6,6 +6,7 @@ use crate::harness::TestDb;
 use crate::support::*;
 use async_trait::async_trait;
 use octavia::queue::complete::{NewMedia, NewSegment};
+use octavia::queue::enqueue::NewJob;
 use octavia::worker::{Handler, HandlerError, Plan, SegmentContext, StepContext};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -93,14 +94,21 @@ impl Handler for Quick {
     }
 }
 
-async fn run(quick: &Quick, jobs: Vec<octavia::queue::enqueue::NewJob>) -> (TestDb, Vec<Uuid>) {
-    let db = TestDb::new().await;
-    let ids = enqueue_jobs(&db, jobs).await;
+/// Runs `jobs` on one worker in `db` until every one of them ends.
+async fn run_in(db: &TestDb, quick: &Quick, jobs: Vec<NewJob>) -> Vec<Uuid> {
+    let ids = enqueue_jobs(db, jobs).await;
     let mut registry = registry();
     registry.register(quick.clone()).unwrap();
-    let worker = TestWorker::start(fast_config(&db), registry, "whole");
-    wait_terminal(&db, &ids, 60).await;
+    let worker = TestWorker::start(fast_config(db), registry, "whole");
+    wait_terminal(db, &ids, 60).await;
     worker.stop().await;
+    ids
+}
+
+/// [`run_in`] a database of its own.
+async fn run(quick: &Quick, jobs: Vec<NewJob>) -> (TestDb, Vec<Uuid>) {
+    let db = TestDb::new().await;
+    let ids = run_in(&db, quick, jobs).await;
     (db, ids)
 }
 
@@ -179,12 +187,7 @@ async fn a_fatal_segment_of_a_job_run_whole_fails_it_and_refunds_it_once() {
     let mut j = job("quick", json!({ "segment": "fatal" }));
     j.user_id = Some(owner);
     j.cost_credits = 4;
-    let ids = enqueue_jobs(&db, vec![j]).await;
-    let mut registry = registry();
-    registry.register(quick.clone()).unwrap();
-    let worker = TestWorker::start(fast_config(&db), registry, "whole");
-    wait_terminal(&db, &ids, 60).await;
-    worker.stop().await;
+    let ids = run_in(&db, &quick, vec![j]).await;
     assert_eq!(status(&db, ids[0]).await, "failed");
     let client = db.client().await;
     let segment = client
