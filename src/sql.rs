@@ -97,5 +97,6 @@ statements! {
     USER_BALANCE => "user_balance.sql",
     USER_BY_EMAIL => "user_by_email.sql",
     USER_BY_ID => "user_by_id.sql",
+    VACUUM_PROBLEMS => "vacuum_problems.sql",
     WORK_BACK_AFTER => "work_back_after.sql",
 }

@@ -68,6 +68,9 @@ pub struct SuiteReport {
     /// Segments/s with 1,000,000 queued and 5,000,000 finished rows, and with only
     /// 300,000 queued (enough for the 10 s measured), each over 1,000 running jobs.
     pub scale: Option<Scale>,
+    /// What would keep the server from vacuuming the queue's tables (see
+    /// [`crate::queue::admin::vacuum_problems`]); empty when nothing is wrong.
+    pub vacuum_problems: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +95,24 @@ pub struct Scale {
 
 pub async fn run(args: &SuiteArgs) -> Result<()> {
     let started = Instant::now();
+    let vacuum_problems = on_scratch(|url| async move {
+        let pool = pool(&url)?;
+        let client = pool.get().await?;
+        crate::queue::admin::vacuum_problems(&client).await
+    })
+    .await?;
+    if !vacuum_problems.is_empty() {
+        let problems = vacuum_problems.join("; ");
+        if args.soak_minutes > 0 {
+            return Err(Error::Invalid(format!(
+                "the soak measures whether the queue holds steady as its tables churn, which \
+                 needs autovacuum, and here {problems}. Turn it on (ALTER SYSTEM SET \
+                 autovacuum = on; SELECT pg_reload_conf();) or unset DATABASE_URL to measure \
+                 on a throwaway cluster"
+            )));
+        }
+        eprintln!("warning: {problems}; figures fall as dead rows pile up");
+    }
     let wanted = |f: Figure| args.only.is_empty() || args.only.contains(&f);
     let ceiling = if wanted(Figure::Ceiling) {
         eprintln!("ceiling (pgbench, {} s per script)…", args.ceiling_seconds);
@@ -175,6 +196,7 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         worker_rss_mb_at_256: rss,
         soak,
         scale,
+        vacuum_problems,
     };
     let json = to_json(&report)?;
     if let Some(dir) = args.json.parent() {
@@ -487,6 +509,9 @@ fn table(r: &SuiteReport) -> String {
     ));
     for (a, b, t, v) in rows {
         out.push_str(&format!("| {a:<52} | {b:>34} | {t:<30} | {v:>10} |\n"));
+    }
+    for problem in &r.vacuum_problems {
+        out.push_str(&format!("\nwarning: {problem}\n"));
     }
     out
 }

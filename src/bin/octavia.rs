@@ -369,6 +369,9 @@ async fn run(cli: Cli) -> Result<()> {
             for (worker, n) in &stats.leases {
                 println!("  {worker:<30} {n:>6}");
             }
+            for problem in &stats.vacuum_problems {
+                println!("warning: {problem}; dead rows of the queue tables pile up");
+            }
         }
         Command::Migrate | Command::Demo | Command::Bench(_) | Command::Chaos(_) => {
             unreachable!("handled above")

@@ -228,6 +228,8 @@ pub struct Stats {
     pub segments: Vec<(String, i64)>,
     pub oldest_queued_seconds: Option<f64>,
     pub leases: Vec<(String, i64)>,
+    /// See [`vacuum_problems`].
+    pub vacuum_problems: Vec<String>,
 }
 
 pub async fn stats<C: GenericClient + Sync>(client: &C) -> Result<Stats> {
@@ -244,5 +246,17 @@ pub async fn stats<C: GenericClient + Sync>(client: &C) -> Result<Stats> {
             _ => stats.oldest_queued_seconds = r.get(3),
         }
     }
+    stats.vacuum_problems = vacuum_problems(client).await?;
     Ok(stats)
+}
+
+/// Why the queue's tables would not be vacuumed (autovacuum off on the server, or on
+/// `jobs` or `job_segments`), one message each; empty when nothing is wrong. Each claim
+/// and completion leaves a dead row version behind, so without vacuum the tables and the
+/// claim index grow without end and every claim gets slower: a soak of jobs of 10
+/// segments at 5,300 segments/s fell to 3,200 within four minutes on a server with
+/// autovacuum off, against a steady rate with it on.
+pub async fn vacuum_problems<C: GenericClient + Sync>(client: &C) -> Result<Vec<String>> {
+    let rows = db::query(client, sql::VACUUM_PROBLEMS, &[]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }

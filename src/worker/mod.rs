@@ -234,6 +234,7 @@ impl Worker {
             let (shared, stop) = (shared.clone(), background.clone());
             tokio::spawn(async move { shared.events.run(shared.lease_pool.clone(), stop).await })
         };
+        warn_of_vacuum_problems(&shared).await;
         let tasks = shared.tasks.clone();
         tracing::info!(
             worker_id = shared.worker_id(),
@@ -280,6 +281,27 @@ impl Worker {
         }
         tracing::info!("worker stopped");
         Ok(())
+    }
+}
+
+/// Says at start-up, once, what would keep the queue's tables from being vacuumed: the
+/// worker runs all the same, but its claims slow down as dead rows pile up.
+async fn warn_of_vacuum_problems(shared: &Shared) {
+    let problems = async {
+        let client = shared.pool.get().await?;
+        crate::queue::admin::vacuum_problems(&client).await
+    }
+    .await;
+    match problems {
+        Ok(problems) => {
+            for problem in problems {
+                tracing::warn!(
+                    problem,
+                    "dead rows of the queue tables will pile up and claims slow down"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not check the autovacuum settings"),
     }
 }
 

@@ -1321,3 +1321,63 @@ async fn the_cli_enqueues_many_chunks_at_once_and_reserves_each_job_once() {
     assert_eq!(row.get::<_, Option<i64>>(2), Some(5_000));
     crate::support::assert_ledger_balances(&db).await;
 }
+
+#[tokio::test]
+async fn a_queue_table_left_out_of_autovacuum_is_reported_by_queue_stats() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let stats_output = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_octavia"))
+            .args(["--no-migrate", "queue", "stats"])
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The server's own settings are whatever the test server has: the report must match
+    // them either way.
+    let server_vacuums: bool = client
+        .query_one(
+            "SELECT current_setting('autovacuum')::bool AND current_setting('track_counts')::bool",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let before = admin::vacuum_problems(&client).await.unwrap();
+    assert_eq!(
+        before.iter().any(|p| p.contains("on this server")),
+        !server_vacuums,
+        "{before:?}"
+    );
+    assert!(!before.iter().any(|p| p.contains("table")), "{before:?}");
+    assert!(!stats_output().contains("table job_segments"));
+
+    client
+        .batch_execute("ALTER TABLE job_segments SET (autovacuum_enabled = off)")
+        .await
+        .unwrap();
+    let after = admin::vacuum_problems(&client).await.unwrap();
+    let problem = "autovacuum is disabled on table job_segments (autovacuum_enabled = false)";
+    assert!(after.iter().any(|p| p == problem), "{after:?}");
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    assert_eq!(admin::stats(&client).await.unwrap().vacuum_problems, after);
+    let printed = stats_output();
+    assert!(
+        printed.contains(&format!("warning: {problem}")),
+        "{printed}"
+    );
+
+    // Turned back on, the table is no longer reported.
+    client
+        .batch_execute("ALTER TABLE job_segments SET (autovacuum_enabled = on)")
+        .await
+        .unwrap();
+    assert_eq!(admin::vacuum_problems(&client).await.unwrap(), before);
+}
