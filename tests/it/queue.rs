@@ -1289,23 +1289,20 @@ async fn the_cli_enqueues_many_chunks_at_once_and_reserves_each_job_once() {
     .await
     .unwrap();
     // Three chunks of at most 10,000 jobs, two written at a time.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_octavia"))
-        .args([
-            "--no-migrate",
+    octavia_cli(
+        &db,
+        &[
             "jobs",
             "enqueue",
             "--user",
             "bulk@example.com",
-        ])
-        .args(["--type", "noop", "--count", "25000", "--cost", "1"])
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "--type",
+            "noop",
+            "--count",
+            "25000",
+            "--cost",
+            "1",
+        ],
     );
     let row = client
         .query_one(
@@ -1326,20 +1323,7 @@ async fn the_cli_enqueues_many_chunks_at_once_and_reserves_each_job_once() {
 async fn a_queue_table_left_out_of_autovacuum_is_reported_by_queue_stats() {
     let db = TestDb::new().await;
     let client = db.client().await;
-    let stats_output = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_octavia"))
-            .args(["--no-migrate", "queue", "stats"])
-            .env("DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let stats_output = || octavia_cli(&db, &["queue", "stats"]);
     // The server's own settings are whatever the test server has: the report must match
     // them either way.
     let server_vacuums: bool = client

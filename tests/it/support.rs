@@ -346,6 +346,24 @@ impl Drop for Process {
 }
 
 /// An `octavia-worker` process against `db`.
+/// Runs `octavia --no-migrate <args>` on `db` and returns its standard output, failing the
+/// test with its standard error when it does not succeed.
+pub fn octavia_cli(db: &TestDb, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_octavia"))
+        .arg("--no-migrate")
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "octavia {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn spawn_worker_process(db: &TestDb, id: &str, extra: &[&str]) -> Process {
     spawn_worker_process_with(&db.url, id, extra, None)
 }
