@@ -234,7 +234,7 @@ impl Worker {
             let (shared, stop) = (shared.clone(), background.clone());
             tokio::spawn(async move { shared.events.run(shared.lease_pool.clone(), stop).await })
         };
-        warn_of_vacuum_problems(&shared).await;
+        tokio::spawn(warn_of_vacuum_problems(shared.clone()));
         let tasks = shared.tasks.clone();
         tracing::info!(
             worker_id = shared.worker_id(),
@@ -285,8 +285,9 @@ impl Worker {
 }
 
 /// Says at start-up, once, what would keep the queue's tables from being vacuumed: the
-/// worker runs all the same, but its claims slow down as dead rows pile up.
-async fn warn_of_vacuum_problems(shared: &Shared) {
+/// worker runs all the same, but its claims slow down as dead rows pile up. A task of its
+/// own, so a slow or unreachable server delays no claim.
+async fn warn_of_vacuum_problems(shared: Arc<Shared>) {
     let problems = async {
         let client = shared.pool.get().await?;
         crate::queue::admin::vacuum_problems(&client).await

@@ -345,7 +345,6 @@ impl Drop for Process {
     }
 }
 
-/// An `octavia-worker` process against `db`.
 /// Runs `octavia --no-migrate <args>` on `db` and returns its standard output, failing the
 /// test with its standard error when it does not succeed.
 pub fn octavia_cli(db: &TestDb, args: &[&str]) -> String {
@@ -364,6 +363,7 @@ pub fn octavia_cli(db: &TestDb, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// An `octavia-worker` process against `db`.
 pub fn spawn_worker_process(db: &TestDb, id: &str, extra: &[&str]) -> Process {
     spawn_worker_process_with(&db.url, id, extra, None)
 }
