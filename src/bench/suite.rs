@@ -116,7 +116,13 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
     let wanted = |f: Figure| args.only.is_empty() || args.only.contains(&f);
     let ceiling = if wanted(Figure::Ceiling) {
         eprintln!("ceiling (pgbench, {} s per script)…", args.ceiling_seconds);
-        Some(ceiling::measure(args.ceiling_seconds, 8).await?)
+        // The configuration the benchmark's workers read (they get no --config).
+        let async_commit = crate::config::Loader::default()
+            .load()
+            .map_err(|e| Error::Invalid(e.to_string()))?
+            .worker
+            .async_commit;
+        Some(ceiling::measure(args.ceiling_seconds, 8, async_commit).await?)
     } else {
         None
     };
@@ -398,14 +404,20 @@ fn table(r: &SuiteReport) -> String {
     let vs = |v: f64| ceiling.map_or(String::new(), |c| format!("{:.0} %", 100.0 * v / c));
     let mut rows: Vec<(String, String, String, String)> = Vec::new();
     if let Some(c) = &r.ceiling {
+        // The commit mode is the worker's (see ceiling.rs).
+        let commits = if c.synchronous_commit {
+            ""
+        } else {
+            ", async commit"
+        };
         rows.push((
-            "ceiling: claim+complete 100 rows/statement".into(),
+            format!("ceiling: claim+complete 100 rows/statement{commits}"),
             format!("{:.0} rows/s", c.batch_rows_per_second),
             "".into(),
             "100 %".into(),
         ));
         rows.push((
-            "ceiling: claim+complete 1 row/statement".into(),
+            format!("ceiling: claim+complete 1 row/statement{commits}"),
             format!("{:.0} rows/s", c.one_row_per_second),
             "".into(),
             vs(c.one_row_per_second),
@@ -497,18 +509,18 @@ fn table(r: &SuiteReport) -> String {
         ));
     }
     let mut out = format!(
-        "| {:<52} | {:>34} | {:<30} | {:>10} |\n",
+        "| {:<58} | {:>34} | {:<30} | {:>10} |\n",
         "figure", "measured", "target", "vs ceiling"
     );
     out.push_str(&format!(
         "|{}|{}|{}|{}|\n",
-        "-".repeat(54),
+        "-".repeat(60),
         "-".repeat(36),
         "-".repeat(32),
         "-".repeat(12)
     ));
     for (a, b, t, v) in rows {
-        out.push_str(&format!("| {a:<52} | {b:>34} | {t:<30} | {v:>10} |\n"));
+        out.push_str(&format!("| {a:<58} | {b:>34} | {t:<30} | {v:>10} |\n"));
     }
     for problem in &r.vacuum_problems {
         out.push_str(&format!("\nwarning: {problem}\n"));
