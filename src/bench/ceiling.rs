@@ -3,16 +3,19 @@
 //! segments with `FOR UPDATE SKIP LOCKED` plus their completion in one statement, and the
 //! same one row at a time; both without Octavia's fairness walk, job counters or fencing.
 //!
-//! The ceiling's rows and sessions are the queue's own: time-ordered ids (random ones cost
-//! PostgreSQL a primary-key page per row, 43,000 against 50,000 rows/s in one run), and
-//! the commit mode of the worker's lease statements (`worker.async_commit`).
+//! The ceiling's rows and sessions are the queue's own: time-ordered ids and a no-op plan's
+//! input (random ids spread the primary key's writes over its pages: 43,000 against
+//! 50,000 rows/s in one run), and the commit mode of the worker's lease statements
+//! (`worker.async_commit`).
 
 use super::measure::pool;
 use crate::error::{Error, Result};
+use crate::handlers::noop::NoopOptions;
 use crate::pg::{ScratchDatabase, find_bindir};
 use crate::sql;
 use serde::Serialize;
 use std::process::Command;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 const BATCH: &str = include_str!("../../bench/ceiling_batch.sql");
@@ -41,11 +44,13 @@ pub async fn measure(seconds: u64, clients: u32, async_commit: bool) -> Result<C
         let rows = (seconds as i32) * 150_000;
         let job = Uuid::now_v7();
         crate::db::execute(&client, sql::BENCH_CEILING_JOB, &[&job, &rows]).await?;
+        let input = NoopOptions::default().segment_input();
         for first in (0..rows).step_by(CHUNK) {
             let ids: Vec<Uuid> = (first..rows.min(first + CHUNK as i32))
                 .map(|_| Uuid::now_v7())
                 .collect();
-            crate::db::execute(&client, sql::BENCH_CEILING_SEGMENTS, &[&job, &ids, &first]).await?;
+            let params: [&(dyn ToSql + Sync); 4] = [&job, &ids, &first, &input];
+            crate::db::execute(&client, sql::BENCH_CEILING_SEGMENTS, &params).await?;
         }
         client.batch_execute("VACUUM ANALYZE").await?;
         let batch = pgbench(&db.url, BATCH, seconds, clients, async_commit)? * 100.0;

@@ -508,19 +508,21 @@ fn table(r: &SuiteReport) -> String {
             ),
         ));
     }
-    let mut out = format!(
-        "| {:<58} | {:>34} | {:<30} | {:>10} |\n",
-        "figure", "measured", "target", "vs ceiling"
-    );
+    // Column widths: figure, measured, target, vs ceiling.
+    let [w0, w1, w2, w3] = [58, 34, 30, 10];
+    let line = |a: &str, b: &str, t: &str, v: &str| {
+        format!("| {a:<w0$} | {b:>w1$} | {t:<w2$} | {v:>w3$} |\n")
+    };
+    let mut out = line("figure", "measured", "target", "vs ceiling");
     out.push_str(&format!(
         "|{}|{}|{}|{}|\n",
-        "-".repeat(60),
-        "-".repeat(36),
-        "-".repeat(32),
-        "-".repeat(12)
+        "-".repeat(w0 + 2),
+        "-".repeat(w1 + 2),
+        "-".repeat(w2 + 2),
+        "-".repeat(w3 + 2)
     ));
     for (a, b, t, v) in rows {
-        out.push_str(&format!("| {a:<58} | {b:>34} | {t:<30} | {v:>10} |\n"));
+        out.push_str(&line(&a, &b, &t, &v));
     }
     for problem in &r.vacuum_problems {
         out.push_str(&format!("\nwarning: {problem}\n"));

@@ -43,6 +43,16 @@ impl Default for NoopOptions {
 }
 
 impl NoopOptions {
+    /// The input of each segment the plan creates. Each segment carries what it needs, so
+    /// running it reads nothing else.
+    pub fn segment_input(&self) -> Value {
+        json!({
+            "segment_ms": self.segment_ms,
+            "fail_rate": self.fail_rate,
+            "fail_segments": self.fail_segments,
+        })
+    }
+
     /// Parses and checks options; the message names the bad option.
     pub fn parse(options: &Value) -> Result<NoopOptions, String> {
         let parsed: NoopOptions = if options.is_null() {
@@ -70,12 +80,7 @@ impl Handler for Noop {
 
     async fn plan(&self, ctx: &StepContext) -> Result<Plan, HandlerError> {
         let options = NoopOptions::parse(&ctx.job.options).map_err(HandlerError::Fatal)?;
-        // Each segment carries what it needs, so running it reads nothing else.
-        let input = json!({
-            "segment_ms": options.segment_ms,
-            "fail_rate": options.fail_rate,
-            "fail_segments": options.fail_segments,
-        });
+        let input = options.segment_input();
         Ok(Plan {
             segments: (0..options.segments)
                 .map(|_| NewSegment {
