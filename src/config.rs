@@ -134,6 +134,7 @@ pub struct WorkerConfig {
     pub job_types: Vec<String>,
     pub worker_id: String,
     pub claim_batch: u32,
+    pub prefetch_ms: u64,
     pub lease_seconds: u64,
     pub heartbeat_seconds: u64,
     pub poll_interval_ms: u64,
@@ -155,6 +156,7 @@ impl Default for WorkerConfig {
             job_types: Vec::new(),
             worker_id: String::new(),
             claim_batch: 100,
+            prefetch_ms: 5,
             lease_seconds: 30,
             heartbeat_seconds: 5,
             poll_interval_ms: 1000,
@@ -576,6 +578,12 @@ impl Config {
                     "must be at most half of worker.lease_seconds ({}) so a lease is renewed before it expires",
                     w.lease_seconds
                 ),
+            ));
+        }
+        if w.prefetch_ms > 1000 {
+            return Err((
+                "worker.prefetch_ms",
+                "must be at most 1000: prefetched segments wait leased where no other worker can take them".into(),
             ));
         }
         positive("worker.poll_interval_ms", w.poll_interval_ms)?;

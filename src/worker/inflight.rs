@@ -76,14 +76,19 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    /// The attempt's entry, made on first use: a prefetched segment's is made when it is
+    /// claimed, so a stop the heartbeat gives it while it waits still reaches its run.
     pub fn insert(&self, key: Key) -> Arc<Entry> {
-        let entry = Arc::new(Entry {
-            cancel: CancellationToken::new(),
-            reason: Mutex::new(None),
-            completing: Mutex::new(false),
-        });
-        self.lock().insert(key, entry.clone());
-        entry
+        self.lock()
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Entry {
+                    cancel: CancellationToken::new(),
+                    reason: Mutex::new(None),
+                    completing: Mutex::new(false),
+                })
+            })
+            .clone()
     }
 
     pub fn remove(&self, key: &Key) {

@@ -11,6 +11,7 @@
 mod execute;
 mod handler;
 mod inflight;
+mod prefetch;
 mod registry;
 
 pub use handler::{Handler, HandlerError, Plan, SegmentContext, StepContext};
@@ -27,6 +28,7 @@ use crate::queue::{ClaimedStep, complete, heartbeat, rescue};
 use deadpool_postgres::Pool;
 use futures_util::{FutureExt, StreamExt};
 use inflight::{InFlight, Key};
+use prefetch::Prefetch;
 use rand::RngExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +52,8 @@ struct Shared {
     claim: ClaimOptions,
     inflight: InFlight,
     slots: Arc<Semaphore>,
+    /// Segments claimed ahead of free slots, started as slots free up.
+    prefetch: Prefetch,
     /// A permit came back.
     slot_freed: Notify,
     /// New work may be ready (NOTIFY, a local completion that made a finalize ready).
@@ -180,6 +184,10 @@ impl Worker {
             lease: Duration::from_secs(config.worker.lease_seconds),
         };
         let slots = Arc::new(Semaphore::new(config.worker.concurrency as usize));
+        let prefetch = Prefetch::new(
+            Duration::from_millis(config.worker.prefetch_ms),
+            config.worker.claim_batch as usize,
+        );
         // The claimer, the writers (two for plans), the heartbeat and the publisher.
         let options = lease_session_options(config.worker.async_commit);
         let lease_pool = crate::db::pool_with(&config.database, 7, Some(options))?;
@@ -196,6 +204,7 @@ impl Worker {
                 claim,
                 inflight: InFlight::default(),
                 slots,
+                prefetch,
                 slot_freed: Notify::new(),
                 wake: Arc::new(Notify::new()),
                 tasks: TaskTracker::new(),
@@ -236,6 +245,11 @@ impl Worker {
         };
         tokio::spawn(warn_of_vacuum_problems(shared.clone()));
         let tasks = shared.tasks.clone();
+        let feeder = tokio::spawn(feed_prefetched(
+            shared.clone(),
+            done_tx.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(
             worker_id = shared.worker_id(),
             concurrency = config.worker.concurrency,
@@ -248,6 +262,8 @@ impl Worker {
         shared
             .claiming
             .store(false, std::sync::atomic::Ordering::SeqCst);
+        let _ = feeder.await;
+        give_back(&shared, shared.prefetch.take_all(), "shutdown").await;
 
         let grace = Duration::from_secs(config.worker.shutdown_grace_seconds);
         tracing::info!(
@@ -329,7 +345,9 @@ async fn claim_loop(
         if shutdown.is_cancelled() {
             return;
         }
-        if shared.slots.available_permits() == 0 {
+        // Free slots, and room for prefetched segments.
+        let capacity = || shared.slots.available_permits() + shared.prefetch.room();
+        if capacity() == 0 {
             tokio::select! {
                 _ = shared.slot_freed.notified() => {}
                 _ = shutdown.cancelled() => return,
@@ -337,9 +355,7 @@ async fn claim_loop(
             continue;
         }
         let deadline = tokio::time::Instant::now() + CLAIM_COOLDOWN;
-        while shared.slots.available_permits() < worth_claiming
-            && tokio::time::Instant::now() < deadline
-        {
+        while capacity() < worth_claiming && tokio::time::Instant::now() < deadline {
             tokio::select! {
                 _ = shared.slot_freed.notified() => {}
                 _ = tokio::time::sleep_until(deadline) => {}
@@ -351,14 +367,15 @@ async fn claim_loop(
         }
         let claim_steps = steps_hint || steps_checked.elapsed() >= STEPS_EVERY;
         let free = shared.slots.available_permits().min(batch);
-        match claim_once(shared, tasks, done_tx, free, claim_steps).await {
+        let ahead = shared.prefetch.room().min(batch - free);
+        match claim_once(shared, tasks, done_tx, free, ahead, claim_steps).await {
             Ok((claimed, steps)) => {
                 failures = 0;
                 if claim_steps {
                     steps_checked = tokio::time::Instant::now();
                     steps_hint = steps > 0;
                 }
-                if claimed == free {
+                if claimed == free + ahead {
                     // Full batch: there is probably more. Claim again as slots allow.
                     continue;
                 }
@@ -394,20 +411,21 @@ const CLAIM_COOLDOWN: Duration = Duration::from_millis(2);
 const STEPS_EVERY: Duration = Duration::from_millis(50);
 
 /// One claim round: job-level steps first (a plan creates segments, a finalize completes a
-/// job), then segments with the slots left. Returns how many rows were claimed in all and
-/// how many of them were steps.
+/// job), then segments with the slots left, and `ahead` more to prefetch. Returns how many
+/// rows were claimed in all and how many of them were steps.
 async fn claim_once(
     shared: &Arc<Shared>,
     tasks: &TaskTracker,
     done_tx: &mpsc::Sender<Completion>,
     free: usize,
+    ahead: usize,
     claim_steps: bool,
 ) -> Result<(usize, usize)> {
     let Ok(mut permits) = shared.slots.clone().try_acquire_many_owned(free as u32) else {
         return Ok((0, 0));
     };
     let client = shared.lease_pool.get().await?;
-    let steps = if claim_steps {
+    let steps = if claim_steps && free > 0 {
         claim::steps(&client, &shared.claim, free as i64).await?
     } else {
         Vec::new()
@@ -420,9 +438,13 @@ async fn claim_once(
         tasks.spawn(execute::step(shared.clone(), step, permit, done_tx.clone()));
     }
     let left = free - claimed;
-    if left > 0 {
-        let segments = claim::segments(&client, &shared.claim, left as i64).await?;
+    if left + ahead > 0 {
+        let mut segments = claim::segments(&client, &shared.claim, (left + ahead) as i64).await?;
         claimed += segments.len();
+        // The first ones take the free slots, the others wait for theirs, already in
+        // flight so the heartbeat renews their leases.
+        let later = segments.split_off(left.min(segments.len()));
+        shared.prefetch.started(segments.len());
         for segment in segments {
             let permit = permits.split(1).expect("a permit per claimed row");
             tasks.spawn(execute::segment(
@@ -432,10 +454,88 @@ async fn claim_once(
                 done_tx.clone(),
             ));
         }
+        for segment in &later {
+            shared.inflight.insert(segment_key(segment));
+        }
+        shared.prefetch.push(later);
     }
     // Unused permits go back with `permits`.
     drop(permits);
     Ok((claimed, step_count))
+}
+
+fn segment_key(segment: &crate::queue::ClaimedSegment) -> Key {
+    Key {
+        id: segment.id,
+        attempt: segment.attempt,
+        step: None,
+    }
+}
+
+/// Starts prefetched segments as slots free up, oldest first.
+async fn feed_prefetched(
+    shared: Arc<Shared>,
+    done_tx: mpsc::Sender<Completion>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        while shared.prefetch.len() == 0 {
+            tokio::select! {
+                _ = shared.prefetch.added.notified() => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+        let permit = tokio::select! {
+            permit = shared.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        match shared.prefetch.pop() {
+            Some(segment) => {
+                shared.prefetch.started(1);
+                shared.tasks.spawn(execute::segment(
+                    shared.clone(),
+                    segment,
+                    permit,
+                    done_tx.clone(),
+                ));
+            }
+            None => {
+                // Given back meanwhile: the slot is free again.
+                drop(permit);
+                shared.slot_freed.notify_one();
+            }
+        }
+    }
+}
+
+/// Gives prefetched segments back without burning an attempt (they never started), so
+/// any worker can claim them at once; if that fails their leases expire and are rescued.
+async fn give_back(
+    shared: &Arc<Shared>,
+    segments: Vec<crate::queue::ClaimedSegment>,
+    why: &'static str,
+) {
+    if segments.is_empty() {
+        return;
+    }
+    let keys: Vec<(uuid::Uuid, i32)> = segments.iter().map(|s| (s.id, s.attempt)).collect();
+    let released = async {
+        let client = shared.pool.get().await?;
+        complete::release_segments(&client, &keys).await
+    }
+    .await;
+    match released {
+        Ok(n) => tracing::info!(released = n, why, "gave prefetched segments back"),
+        Err(e) => {
+            tracing::warn!(error = %e, why, "could not give prefetched segments back; their leases will expire and be rescued")
+        }
+    }
+    for segment in &segments {
+        shared.inflight.remove(&segment_key(segment));
+    }
 }
 
 /// How long the completer waits for more outcomes before writing a batch.
@@ -721,6 +821,13 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
+        // Prefetched segments still waiting after a whole interval are not worth holding.
+        give_back(
+            &shared,
+            shared.prefetch.take_older_than(every),
+            "not started in time",
+        )
+        .await;
         let entries = shared.inflight.entries();
         if entries.is_empty() {
             continue;
