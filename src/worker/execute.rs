@@ -136,11 +136,7 @@ pub(super) async fn segment(
     permit: OwnedSemaphorePermit,
     done: mpsc::Sender<Completion>,
 ) {
-    let key = Key {
-        id: segment.id,
-        attempt: segment.attempt,
-        step: None,
-    };
+    let key = Key::segment(&segment);
     let entry = shared.inflight.insert(key);
     let span = tracing::info_span!("segment", job.id = %segment.job_id, segment.index = segment.index, attempt = segment.attempt);
     async {

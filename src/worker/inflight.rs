@@ -20,6 +20,15 @@ pub struct Key {
 }
 
 impl Key {
+    /// A claimed segment's attempt.
+    pub fn segment(segment: &crate::queue::ClaimedSegment) -> Key {
+        Key {
+            id: segment.id,
+            attempt: segment.attempt,
+            step: None,
+        }
+    }
+
     pub fn is_step(&self) -> bool {
         self.step.is_some()
     }

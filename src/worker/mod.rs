@@ -455,21 +455,13 @@ async fn claim_once(
             ));
         }
         for segment in &later {
-            shared.inflight.insert(segment_key(segment));
+            shared.inflight.insert(Key::segment(segment));
         }
         shared.prefetch.push(later);
     }
     // Unused permits go back with `permits`.
     drop(permits);
     Ok((claimed, step_count))
-}
-
-fn segment_key(segment: &crate::queue::ClaimedSegment) -> Key {
-    Key {
-        id: segment.id,
-        attempt: segment.attempt,
-        step: None,
-    }
 }
 
 /// Starts prefetched segments as slots free up, oldest first.
@@ -534,7 +526,7 @@ async fn give_back(
         }
     }
     for segment in &segments {
-        shared.inflight.remove(&segment_key(segment));
+        shared.inflight.remove(&Key::segment(segment));
     }
 }
 

@@ -12,6 +12,7 @@
 use crate::queue::ClaimedSegment;
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -26,6 +27,9 @@ pub struct Prefetch {
     max: usize,
     queue: Mutex<VecDeque<(ClaimedSegment, Instant)>>,
     rate: Mutex<Rate>,
+    /// Segments started since the rate's window began; counted on every start, so
+    /// outside the lock.
+    started: AtomicU64,
     /// A segment was added.
     pub added: Notify,
 }
@@ -33,7 +37,6 @@ pub struct Prefetch {
 /// Segments started per second, measured over the last whole window.
 struct Rate {
     window_start: Instant,
-    started: u64,
     per_second: f64,
 }
 
@@ -45,9 +48,9 @@ impl Prefetch {
             queue: Mutex::new(VecDeque::new()),
             rate: Mutex::new(Rate {
                 window_start: Instant::now(),
-                started: 0,
                 per_second: 0.0,
             }),
+            started: AtomicU64::new(0),
             added: Notify::new(),
         }
     }
@@ -65,8 +68,8 @@ impl Prefetch {
             let mut rate = self.rate();
             let elapsed = now.saturating_duration_since(rate.window_start);
             if elapsed >= RATE_WINDOW {
-                rate.per_second = rate.started as f64 / elapsed.as_secs_f64();
-                rate.started = 0;
+                let started = self.started.swap(0, Ordering::Relaxed);
+                rate.per_second = started as f64 / elapsed.as_secs_f64();
                 rate.window_start = now;
             }
             rate.per_second
@@ -77,7 +80,7 @@ impl Prefetch {
 
     /// Counts segments started, for the rate `room` follows.
     pub fn started(&self, n: usize) {
-        self.rate().started += n as u64;
+        self.started.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     pub fn push(&self, segments: Vec<ClaimedSegment>) {
