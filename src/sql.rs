@@ -20,6 +20,7 @@ statements! {
     BENCH_FILL_JOBS => "bench_fill_jobs.sql",
     BENCH_FILL_SEGMENTS => "bench_fill_segments.sql",
     BENCH_LAST_FINISH => "bench_last_finish.sql",
+    BENCH_PHASES => "bench_phases.sql",
     BENCH_PICKUP => "bench_pickup.sql",
     BENCH_TABLE_SIZES => "bench_table_sizes.sql",
     CANCEL_PENDING_SEGMENTS => "cancel_pending_segments.sql",

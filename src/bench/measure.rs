@@ -161,6 +161,18 @@ pub struct Throughput {
     pub segments_per_second: f64,
     pub jobs_per_second: f64,
     pub peak_rss_mb: f64,
+    pub phases: Phases,
+}
+
+/// When a throughput run's plans and segments ran, in seconds from the workers' start.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Phases {
+    pub first_segment_planned: f64,
+    pub last_segment_planned: f64,
+    pub first_segment_finished: f64,
+    pub last_segment_finished: f64,
+    /// Segments per second between the 10th and 90th percentile of their finishes.
+    pub steady_segments_per_second: f64,
 }
 
 /// Inserts the jobs, then starts the workers and times them until every job ended.
@@ -197,6 +209,16 @@ pub async fn throughput(
         .ok_or_else(|| Error::Invalid("no job finished".into()))?;
     let peak_rss_mb = set.peak_rss_mb();
     drop(set);
+    let phases = crate::db::query_opt(&client, sql::BENCH_PHASES, &[&started])
+        .await?
+        .map(|r| Phases {
+            first_segment_planned: r.get(0),
+            last_segment_planned: r.get(1),
+            first_segment_finished: r.get(2),
+            last_segment_finished: r.get(3),
+            steady_segments_per_second: r.get::<_, Option<f64>>(4).unwrap_or(f64::NAN),
+        })
+        .unwrap_or_default();
     let failed = unfinished(&client, true).await?;
     if failed > 0 {
         return Err(Error::Invalid(format!("{failed} jobs did not complete")));
@@ -207,6 +229,7 @@ pub async fn throughput(
         segments_per_second: jobs as f64 * segments as f64 / run_seconds,
         jobs_per_second: jobs as f64 / run_seconds,
         peak_rss_mb,
+        phases,
     })
 }
 

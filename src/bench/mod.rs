@@ -56,6 +56,7 @@ pub struct BenchReport {
     pub pickup_latency_ms_p50: f64,
     pub pickup_latency_ms_p99: f64,
     pub worker_peak_rss_mb: f64,
+    pub phases: measure::Phases,
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
@@ -94,6 +95,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         pickup_latency_ms_p50: p50,
         pickup_latency_ms_p99: p99,
         worker_peak_rss_mb: t.peak_rss_mb,
+        phases: t.phases,
     };
     println!("{}", to_json(&report)?);
     Ok(())
