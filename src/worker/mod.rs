@@ -258,7 +258,7 @@ impl Worker {
             "worker started"
         );
 
-        claim_loop(&shared, &tasks, &done_tx, &shutdown).await;
+        claim_loop(&shared, &done_tx, &shutdown).await;
         shared
             .claiming
             .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -323,10 +323,11 @@ async fn warn_of_vacuum_problems(shared: Arc<Shared>) {
 }
 
 /// Claims while there are free slots and work, then waits for a wake-up, a poll tick, or a
-/// slot coming back.
+/// slot coming back. While claims come back full, another one starts beside the one in
+/// flight as soon as enough slots are free (up to [`CLAIMS_IN_FLIGHT`]): one claim at a time
+/// left the worker's slots, and the machine's CPU, idle for the length of a round trip.
 async fn claim_loop(
     shared: &Arc<Shared>,
-    tasks: &TaskTracker,
     done_tx: &mpsc::Sender<Completion>,
     shutdown: &CancellationToken,
 ) {
@@ -335,95 +336,177 @@ async fn claim_loop(
     // A claim of a few rows costs nearly as much as one of many: when busy, wait a moment
     // for this many slots rather than claim row by row as handlers finish.
     let worth_claiming = (batch.min(shared.config.worker.concurrency as usize) / 2).max(1);
+    // Free slots, and room for prefetched segments.
+    let capacity = || shared.slots.available_permits() + shared.prefetch.room();
     let mut failures = 0u32;
     // Plans and finalizes become ready rarely compared with segments: look for them when
     // woken, after claiming some, or at least every STEPS_EVERY while segments keep the
     // worker busy.
-    let mut steps_hint = true;
-    let mut steps_checked = tokio::time::Instant::now();
+    let mut steps = StepsDue {
+        hint: true,
+        checked: tokio::time::Instant::now(),
+    };
+    // The last claim to come back took all it asked for: there is probably more.
+    let mut more = false;
+    let mut claims = tokio::task::JoinSet::new();
     loop {
         if shutdown.is_cancelled() {
-            return;
+            break;
         }
-        // Free slots, and room for prefetched segments.
-        let capacity = || shared.slots.available_permits() + shared.prefetch.room();
-        if capacity() == 0 {
-            tokio::select! {
-                _ = shared.slot_freed.notified() => {}
-                _ = shutdown.cancelled() => return,
+        if claims.is_empty() {
+            if capacity() == 0 {
+                tokio::select! {
+                    _ = shared.slot_freed.notified() => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
             }
+            let deadline = tokio::time::Instant::now() + CLAIM_COOLDOWN;
+            while capacity() < worth_claiming && tokio::time::Instant::now() < deadline {
+                tokio::select! {
+                    _ = shared.slot_freed.notified() => {}
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            start_claim(shared, &mut claims, done_tx, batch, &mut steps);
+        } else if more && claims.len() < CLAIMS_IN_FLIGHT && capacity() >= worth_claiming {
+            start_claim(shared, &mut claims, done_tx, batch, &mut steps);
             continue;
         }
-        let deadline = tokio::time::Instant::now() + CLAIM_COOLDOWN;
-        while capacity() < worth_claiming && tokio::time::Instant::now() < deadline {
-            tokio::select! {
-                _ = shared.slot_freed.notified() => {}
-                _ = tokio::time::sleep_until(deadline) => {}
-                _ = shutdown.cancelled() => return,
-            }
-        }
-        if shared.wake.notified().now_or_never().is_some() {
-            steps_hint = true;
-        }
-        let claim_steps = steps_hint || steps_checked.elapsed() >= STEPS_EVERY;
-        let free = shared.slots.available_permits().min(batch);
-        let ahead = shared.prefetch.room().min(batch - free);
-        match claim_once(shared, tasks, done_tx, free, ahead, claim_steps).await {
-            Ok((claimed, steps)) => {
+        // Wait for a claim to come back or, while another may start, for slots.
+        let may_start = more && claims.len() < CLAIMS_IN_FLIGHT;
+        let done = tokio::select! {
+            done = claims.join_next() => done,
+            _ = shared.slot_freed.notified(), if may_start => continue,
+            _ = shutdown.cancelled() => break,
+        };
+        let Some(done) = done else {
+            // Nothing was in flight: the slots were taken meanwhile.
+            continue;
+        };
+        let claimed = done.unwrap_or_else(|e| Claimed {
+            asked: 0,
+            steps: false,
+            outcome: Err(crate::error::Error::Invalid(format!(
+                "claim task failed: {e}"
+            ))),
+        });
+        match claimed.outcome {
+            Ok((n, step_count)) => {
                 failures = 0;
-                if claim_steps {
-                    steps_checked = tokio::time::Instant::now();
-                    steps_hint = steps > 0;
+                if claimed.steps && step_count > 0 {
+                    steps.hint = true;
                 }
-                if claimed == free + ahead {
-                    // Full batch: there is probably more. Claim again as slots allow.
+                more = n == claimed.asked;
+                if more || !claims.is_empty() {
                     continue;
                 }
             }
             Err(e) => {
+                more = false;
                 failures += 1;
                 let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
                 tracing::warn!(error = %e, retry_in = ?wait, "claim failed");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => break,
                 }
                 continue;
             }
         }
-        if !claim_steps {
+        if !claimed.steps {
             // Segments ran out; steps were not looked at this round.
-            steps_hint = true;
+            steps.hint = true;
             continue;
         }
         tokio::select! {
             _ = shared.wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
         }
-        steps_hint = true;
+        steps.hint = true;
     }
+    // What the claims in flight bring is started or prefetched before the worker gives its
+    // prefetched segments back.
+    while claims.join_next().await.is_some() {}
 }
 
 /// How long a busy worker waits for enough free slots to make a claim worth its cost.
 const CLAIM_COOLDOWN: Duration = Duration::from_millis(2);
 /// How often a worker kept busy by segments still looks for plan and finalize steps.
 const STEPS_EVERY: Duration = Duration::from_millis(50);
+/// Claim statements of one worker running at once. Two keep a busy worker's slots fed
+/// while one claim is on its way; more only wait for each other on the database's CPU.
+const CLAIMS_IN_FLIGHT: usize = 2;
+
+/// Whether the next claim also looks for job-level steps.
+struct StepsDue {
+    /// Woken, or the last look found some.
+    hint: bool,
+    checked: tokio::time::Instant,
+}
+
+/// What a claim asked for and brought.
+struct Claimed {
+    asked: usize,
+    steps: bool,
+    outcome: Result<(usize, usize)>,
+}
+
+/// Starts a claim of as many rows as there are free slots and prefetch room, taking both
+/// before it runs so the next claim sees only what is left.
+fn start_claim(
+    shared: &Arc<Shared>,
+    claims: &mut tokio::task::JoinSet<Claimed>,
+    done_tx: &mpsc::Sender<Completion>,
+    batch: usize,
+    steps: &mut StepsDue,
+) {
+    if shared.wake.notified().now_or_never().is_some() {
+        steps.hint = true;
+    }
+    let free = shared.slots.available_permits().min(batch);
+    let Ok(permits) = shared.slots.clone().try_acquire_many_owned(free as u32) else {
+        // A prefetched segment took a slot meanwhile; the loop looks again.
+        return;
+    };
+    let ahead = shared.prefetch.room().min(batch - free);
+    if free + ahead == 0 {
+        return;
+    }
+    let claim_steps = steps.hint || steps.checked.elapsed() >= STEPS_EVERY;
+    if claim_steps {
+        steps.hint = false;
+        steps.checked = tokio::time::Instant::now();
+    }
+    shared.prefetch.reserve(ahead);
+    let (shared, done_tx) = (shared.clone(), done_tx.clone());
+    claims.spawn(async move {
+        let outcome = claim_once(&shared, &done_tx, permits, ahead, claim_steps).await;
+        shared.prefetch.unreserve(ahead);
+        Claimed {
+            asked: free + ahead,
+            steps: claim_steps,
+            outcome,
+        }
+    });
+}
 
 /// One claim round: job-level steps first (a plan creates segments, a finalize completes a
-/// job), then segments with the slots left, and `ahead` more to prefetch. Returns how many
-/// rows were claimed in all and how many of them were steps.
+/// job), then segments with the slots left (`permits`), and `ahead` more to prefetch.
+/// Returns how many rows were claimed in all and how many of them were steps.
 async fn claim_once(
     shared: &Arc<Shared>,
-    tasks: &TaskTracker,
     done_tx: &mpsc::Sender<Completion>,
-    free: usize,
+    mut permits: tokio::sync::OwnedSemaphorePermit,
     ahead: usize,
     claim_steps: bool,
 ) -> Result<(usize, usize)> {
-    let Ok(mut permits) = shared.slots.clone().try_acquire_many_owned(free as u32) else {
-        return Ok((0, 0));
-    };
+    let free = permits.num_permits();
     let client = shared.lease_pool.get().await?;
     let steps = if claim_steps && free > 0 {
         claim::steps(&client, &shared.claim, free as i64).await?
@@ -435,7 +518,9 @@ async fn claim_once(
     let mut claimed = steps.len();
     for step in steps {
         let permit = permits.split(1).expect("a permit per claimed row");
-        tasks.spawn(execute::step(shared.clone(), step, permit, done_tx.clone()));
+        shared
+            .tasks
+            .spawn(execute::step(shared.clone(), step, permit, done_tx.clone()));
     }
     let left = free - claimed;
     if left + ahead > 0 {
@@ -447,7 +532,7 @@ async fn claim_once(
         shared.prefetch.started(segments.len());
         for segment in segments {
             let permit = permits.split(1).expect("a permit per claimed row");
-            tasks.spawn(execute::segment(
+            shared.tasks.spawn(execute::segment(
                 shared.clone(),
                 segment,
                 permit,
@@ -459,8 +544,12 @@ async fn claim_once(
         }
         shared.prefetch.push(later);
     }
-    // Unused permits go back with `permits`.
-    drop(permits);
+    // Unused permits go back with `permits`; a slot freed this way is one the loop may
+    // be waiting for.
+    if permits.num_permits() > 0 {
+        drop(permits);
+        shared.slot_freed.notify_one();
+    }
     Ok((claimed, step_count))
 }
 

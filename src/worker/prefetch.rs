@@ -12,7 +12,7 @@
 use crate::queue::ClaimedSegment;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -30,6 +30,8 @@ pub struct Prefetch {
     /// Segments started since the rate's window began; counted on every start, so
     /// outside the lock.
     started: AtomicU64,
+    /// Room taken by claims in flight, whose segments are not here yet.
+    reserved: AtomicUsize,
     /// A segment was added.
     pub added: Notify,
 }
@@ -51,6 +53,7 @@ impl Prefetch {
                 per_second: 0.0,
             }),
             started: AtomicU64::new(0),
+            reserved: AtomicUsize::new(0),
             added: Notify::new(),
         }
     }
@@ -75,7 +78,19 @@ impl Prefetch {
             rate.per_second
         };
         let target = ((per_second * self.horizon.as_secs_f64()).ceil() as usize).min(self.max);
-        target.saturating_sub(self.len())
+        target.saturating_sub(self.len() + self.reserved.load(Ordering::Relaxed))
+    }
+
+    /// Takes `n` of the room for a claim about to run, until [`Prefetch::unreserve`]: a
+    /// second claim started meanwhile sees only what is left.
+    pub fn reserve(&self, n: usize) {
+        self.reserved.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Gives back room taken by [`Prefetch::reserve`], once the claim's segments are here
+    /// (or the claim failed).
+    pub fn unreserve(&self, n: usize) {
+        self.reserved.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Counts segments started, for the rate `room` follows.
@@ -165,6 +180,14 @@ mod tests {
         assert_eq!(p.room_at(later), 100);
         p.push((0..40).map(segment).collect());
         assert_eq!(p.room_at(later), 60, "what waits counts against the room");
+        p.reserve(50);
+        assert_eq!(
+            p.room_at(later),
+            10,
+            "so does what a claim in flight will add"
+        );
+        p.unreserve(50);
+        assert_eq!(p.room_at(later), 60);
         // 20 started in the next window: 200/s, one per 5 ms.
         p.started(20);
         let later = later + RATE_WINDOW;
