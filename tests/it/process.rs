@@ -229,3 +229,73 @@ async fn a_second_signal_exits_at_once() {
     let exit = wait_exit(&mut w, 10);
     assert_eq!(exit.code(), Some(130));
 }
+
+#[tokio::test]
+async fn sigterm_gives_prefetched_segments_back_without_burning_an_attempt() {
+    let db = TestDb::new().await;
+    // Two planned jobs: 2,000 instant segments first (priority 0) give the worker a high
+    // start rate, so when they run out it claims the slow job's segments (priority 1) well
+    // beyond its two slots; those wait in its prefetch queue, leased.
+    let (fast, slow) = (Uuid::now_v7(), Uuid::now_v7());
+    let client = db.client().await;
+    for (job, priority, n, ms) in [(fast, 0i16, 2000i32, 0u64), (slow, 1, 40, 60000)] {
+        client
+            .execute(
+                "INSERT INTO jobs (id, job_type, status, step, segments_total, priority)
+                 VALUES ($1, 'noop', 'running', 'segments', $2, $3)",
+                &[&job, &n, &priority],
+            )
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO job_segments (id, job_id, segment_index, status, priority, input)
+                 SELECT gen_random_uuid(), $1, i, 'pending', $2, $3::jsonb
+                 FROM generate_series(0, $4 - 1) i",
+                &[&job, &priority, &json!({ "segment_ms": ms }), &n],
+            )
+            .await
+            .unwrap();
+    }
+    let mut w = spawn_worker_process(
+        &db,
+        "prefetching",
+        &[
+            "--concurrency",
+            "2",
+            "--shutdown-grace-seconds",
+            "1",
+            "--set",
+            "worker.prefetch_ms=1000",
+        ],
+    );
+    wait_for(
+        30,
+        "slow segments leased beyond the worker's 2 slots",
+        || async {
+            let n = count(
+                &db,
+                "SELECT count(*) FROM job_segments WHERE job_id = $1 AND status = 'running'",
+                slow,
+            )
+            .await;
+            (n > 2).then_some(())
+        },
+    )
+    .await;
+    signal(&w, libc::SIGTERM);
+    let exit = wait_exit(&mut w, 20);
+    assert!(exit.success(), "exit status {exit:?}");
+    let after = segments(&db, slow).await;
+    assert_eq!(after.len(), 40);
+    for (index, s) in &after {
+        assert_eq!((s.0.as_str(), s.1), ("pending", 0), "segment {index}");
+    }
+    let held = count(
+        &db,
+        "SELECT count(*) FROM job_segments WHERE job_id = $1 AND (locked_by IS NOT NULL OR lease_expires_at IS NOT NULL)",
+        slow,
+    )
+    .await;
+    assert_eq!(held, 0, "nothing stays leased by the stopped worker");
+}
