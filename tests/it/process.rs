@@ -37,6 +37,21 @@ async fn count(db: &TestDb, sql: &str, job: Uuid) -> i64 {
         .get(0)
 }
 
+/// Every segment of `job` (`after`, as read) is pending with its attempts given back, and
+/// none stays leased by the stopped worker.
+async fn assert_released(db: &TestDb, job: Uuid, after: &HashMap<i32, SegmentState>) {
+    for (index, s) in after {
+        assert_eq!((s.0.as_str(), s.1), ("pending", 0), "segment {index}");
+    }
+    let held = count(
+        db,
+        "SELECT count(*) FROM job_segments WHERE job_id = $1 AND (locked_by IS NOT NULL OR lease_expires_at IS NOT NULL)",
+        job,
+    )
+    .await;
+    assert_eq!(held, 0, "nothing stays leased by the stopped worker");
+}
+
 fn wait_exit(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
@@ -151,16 +166,7 @@ async fn sigterm_releases_unfinished_work_without_burning_an_attempt() {
     let exit = wait_exit(&mut w, 20);
     assert!(exit.success(), "exit status {exit:?}");
     let after = segments(&db, id).await;
-    for (index, s) in &after {
-        assert_eq!((s.0.as_str(), s.1), ("pending", 0), "segment {index}");
-    }
-    let held = count(
-        &db,
-        "SELECT count(*) FROM job_segments WHERE job_id = $1 AND (locked_by IS NOT NULL OR lease_expires_at IS NOT NULL)",
-        id,
-    )
-    .await;
-    assert_eq!(held, 0, "nothing stays leased by the stopped worker");
+    assert_released(&db, id, &after).await;
     assert_eq!(status(&db, id).await, "running");
 }
 
@@ -288,14 +294,5 @@ async fn sigterm_gives_prefetched_segments_back_without_burning_an_attempt() {
     assert!(exit.success(), "exit status {exit:?}");
     let after = segments(&db, slow).await;
     assert_eq!(after.len(), 40);
-    for (index, s) in &after {
-        assert_eq!((s.0.as_str(), s.1), ("pending", 0), "segment {index}");
-    }
-    let held = count(
-        &db,
-        "SELECT count(*) FROM job_segments WHERE job_id = $1 AND (locked_by IS NOT NULL OR lease_expires_at IS NOT NULL)",
-        slow,
-    )
-    .await;
-    assert_eq!(held, 0, "nothing stays leased by the stopped worker");
+    assert_released(&db, slow, &after).await;
 }
