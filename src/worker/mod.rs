@@ -544,12 +544,9 @@ async fn claim_once(
         }
         shared.prefetch.push(later);
     }
-    // Unused permits go back with `permits`; a slot freed this way is one the loop may
-    // be waiting for.
-    if permits.num_permits() > 0 {
-        drop(permits);
-        shared.slot_freed.notify_one();
-    }
+    // Unused permits go back with `permits`: the claim came back short, so the loop looks
+    // at its result before it claims again.
+    drop(permits);
     Ok((claimed, step_count))
 }
 
