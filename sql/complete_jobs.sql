@@ -16,7 +16,7 @@ WITH locked AS MATERIALIZED (
     -- heartbeat among them) locks them, so they cannot deadlock. Found by key only (see
     -- complete_segments.sql); the lease is checked on the locked values. Each input
     -- element finds its row and carries its own values along, so the update reads this
-    -- alone (why: see complete_segments.sql's locked_segments).
+    -- alone (why: see complete_segments.sql's locked_jobs).
     SELECT j.id, j.attempts, j.locked_by, j.step, j.status, f.attempt, f.output,
            f.step AS done_step, f.plan, f.segment, f.start_ms, f.end_ms, f.input, f.result
     FROM unnest($2::uuid[], $3::int[], $4::uuid[], $15::text[], $16::jsonb[], $17::uuid[],

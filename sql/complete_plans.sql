@@ -18,7 +18,7 @@ WITH locked AS MATERIALIZED (
     -- heartbeat among them) locks them, so they cannot deadlock. Found by key only (see
     -- complete_segments.sql); the lease is checked on the locked values. Each plan finds
     -- its row and carries its own values along, so nothing later joins the input again
-    -- (why: see complete_segments.sql's locked_segments).
+    -- (why: see complete_segments.sql's locked_jobs).
     SELECT j.id, j.attempts, j.locked_by, j.step, j.status, p.attempt, p.n, p.plan, p.first
     FROM unnest($2::uuid[], $3::int[], $4::int[], $5::jsonb[], $6::int[])
          AS p(id, attempt, n, plan, first)

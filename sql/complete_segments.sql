@@ -18,44 +18,37 @@
 -- whether it is being cancelled or already failed (the caller then settles it), the
 -- completed segment ids (the others were stale), and, for a finalize leased to this
 -- worker, what running it needs.
-WITH locked_segments AS MATERIALIZED (
-    -- Segment rows are locked in id order before they are written, as heartbeat.sql
-    -- locks them: the worker's heartbeat renews these same rows meanwhile, and two
-    -- statements locking them in their lists' orders deadlocked. Only the key is used to
-    -- find them: with `status = 'running'` here the planner may walk
-    -- job_segments_lease_idx instead, whose dead entries (every segment that ran) grow
-    -- until vacuum; the status and the attempt are checked when writing.
+WITH done AS (
+    -- Each input element finds its row by primary key, in id order, and the fence is
+    -- checked on the row written (after waiting for any other writer of it). No lock is taken first:
+    -- the heartbeat takes segment rows with SKIP LOCKED, so it never waits for this
+    -- statement and the two cannot deadlock; locking first would write a lock record per
+    -- row before the update writes the row again.
     --
-    -- Each input element looks its row up by primary key and carries its own attempt and
-    -- result along, so nothing later joins the input again. Joined to the input in a
-    -- later step instead, the generic plan (which guesses 10 elements) rescanned the whole
-    -- input once per locked row: quadratic, 1 ms per batch of 64 and 34 ms per 256.
-    SELECT s.id, s.status, s.attempts, d.attempt, d.result
-    FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS d(id, attempt, result)
-    JOIN job_segments s ON s.id = d.id
-    ORDER BY s.id
-    FOR UPDATE OF s
-), done AS (
-    -- The fence is checked on the locked rows' values (`l`), which are current: a
-    -- condition on `s.status` would again let the planner reach `s` through the lease
-    -- index.
+    -- The fence is a CASE so that it implies nothing about `status`: written as
+    -- `s.status = 'running'`, it let the planner walk job_segments_lease_idx (whose dead
+    -- entries, one per segment that ran, grow until vacuum) instead of the primary key.
     UPDATE job_segments s
     SET status = 'completed',
-        result = l.result,
+        result = d.result,
         finished_at = now(),
         locked_by = NULL,
         lease_expires_at = NULL,
         last_error = NULL,
         updated_at = now()
-    FROM locked_segments l
-    WHERE s.id = l.id AND l.attempts = l.attempt AND l.status = 'running'
+    FROM (SELECT u.id, u.attempt, u.result
+          FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS u(id, attempt, result)
+          ORDER BY u.id) d
+    WHERE s.id = d.id
+      AND CASE WHEN s.status = 'running' THEN s.attempts END = d.attempt
     RETURNING s.id, s.job_id
 ), counts AS (
     SELECT job_id, count(*)::int AS n, array_agg(id) AS ids FROM done GROUP BY job_id
 ), locked_jobs AS MATERIALIZED (
     -- FOR UPDATE returns each job's latest version (after waiting for any other batch
-    -- holding it), so `ready` is computed on what this statement will update. Like
-    -- locked_segments, it carries what the update needs, which then reads it alone.
+    -- holding it), so `ready` is computed on what this statement will update. It
+    -- carries what the update needs, which then reads it alone: joined to the input again,
+    -- the generic plan (which guesses 10 elements) rescanned it once per row.
     SELECT j.id, c.n, c.ids,
            j.step = 'segments' AND j.status = 'running' AND j.cancel_requested_at IS NULL
            AND j.segments_done + c.n >= j.segments_total AS ready,

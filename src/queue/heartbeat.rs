@@ -8,7 +8,8 @@ use deadpool_postgres::GenericClient;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// A lease the heartbeat renewed.
+/// A lease the heartbeat found still held: renewed, or, when another statement was writing
+/// its row at that moment, left for the next heartbeat to renew.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Renewed {
     pub id: Uuid,

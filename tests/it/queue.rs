@@ -1170,6 +1170,99 @@ async fn a_heartbeat_and_a_completion_of_the_same_leases_never_deadlock() {
     }
 }
 
+/// A segment row some other transaction holds (the completer recording it, a claim that
+/// locked it and will leave it) is not waited for: the heartbeat reports the lease held
+/// without renewing it, renews the others, and still reports a lost lease as lost.
+#[tokio::test]
+async fn a_heartbeat_skips_a_row_being_written_without_calling_its_lease_lost() {
+    let db = TestDb::new().await;
+    let [id] = enqueue_jobs(&db, vec![job("probe", json!({}))]).await[..] else {
+        unreachable!()
+    };
+    let client = db.client().await;
+    let opts = ClaimOptions {
+        worker_id: "w".into(),
+        job_types: None,
+        lease: Duration::from_secs(30),
+    };
+    let plan = claim::steps(&client, &opts, 10).await.unwrap();
+    let segs = vec![octavia::queue::complete::NewSegment::default(); 3];
+    let data = json!({});
+    let record = complete::PlanRecord {
+        step: &plan[0],
+        segments: &segs,
+        data: &data,
+    };
+    complete::plans_done(&client, "w", &[record], None)
+        .await
+        .unwrap();
+    let mut claimed: Vec<(Uuid, i32)> = claim::segments(&client, &opts, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| (s.id, s.attempt))
+        .collect();
+    claimed.sort();
+    let [(busy, _), (free, _), (lost, _)] = claimed[..] else {
+        panic!("three segments claimed: {claimed:?}");
+    };
+    // `lost` was rescued and claimed again by another worker meanwhile.
+    client
+        .execute(
+            "UPDATE job_segments SET locked_by = 'other', attempts = 2 WHERE id = $1",
+            &[&lost],
+        )
+        .await
+        .unwrap();
+    let expiry = "SELECT lease_expires_at FROM job_segments WHERE id = $1";
+    let before: std::time::SystemTime = client.query_one(expiry, &[&busy]).await.unwrap().get(0);
+
+    let mut holder = db.client().await;
+    let tx = holder.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM job_segments WHERE id = $1 FOR UPDATE",
+        &[&busy],
+    )
+    .await
+    .unwrap();
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(10),
+        heartbeat::renew(&client, "w", Duration::from_secs(600), &claimed, &[]),
+    )
+    .await
+    .expect("the heartbeat does not wait for a row another transaction holds")
+    .unwrap();
+    let mut held: Vec<Uuid> = renewed.iter().map(|r| r.id).collect();
+    held.sort();
+    let mut expected = vec![busy, free];
+    expected.sort();
+    assert_eq!(
+        held, expected,
+        "the row being written is held, the lost one is not"
+    );
+    assert!(renewed.iter().all(|r| !r.is_step && !r.stop));
+    tx.rollback().await.unwrap();
+
+    let after = |seg: Uuid| {
+        let client = &client;
+        async move {
+            let at: std::time::SystemTime = client.query_one(expiry, &[&seg]).await.unwrap().get(0);
+            at
+        }
+    };
+    assert_eq!(
+        after(busy).await,
+        before,
+        "the busy row was not renewed this time"
+    );
+    let renewed_until = after(free).await;
+    assert!(
+        renewed_until > before + Duration::from_secs(300),
+        "the free row was renewed for the new lease"
+    );
+    assert_eq!(status(&db, id).await, "running");
+}
+
 #[tokio::test]
 async fn jobs_waiting_out_a_retry_delay_do_not_hold_back_jobs_with_work_ready() {
     let db = TestDb::new().await;
