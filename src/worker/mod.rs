@@ -401,7 +401,8 @@ async fn claim_loop(
                 if claimed.steps && step_count > 0 {
                     steps.hint = true;
                 }
-                more = n == claimed.asked;
+                // A claim that waited for a slot for steps may bring one more than asked.
+                more = n >= claimed.asked;
                 if more || !claims.is_empty() {
                     continue;
                 }
@@ -480,6 +481,8 @@ fn start_claim(
     }
     let claim_steps = steps.hint || steps.checked.elapsed() >= STEPS_EVERY;
     if claim_steps {
+        // Consumed now even if the claim finds no slot for steps in time: the next look
+        // comes STEPS_EVERY later at the latest.
         steps.hint = false;
         steps.checked = tokio::time::Instant::now();
     }
@@ -506,6 +509,17 @@ async fn claim_once(
     ahead: usize,
     claim_steps: bool,
 ) -> Result<(usize, usize)> {
+    if claim_steps && permits.num_permits() == 0 {
+        // Every slot is busy and the prefetched segments take each one as it frees, so a
+        // step claimed only with free slots would wait until the prefetch queue runs dry:
+        // a small job's plan or finalize behind all of a huge job. Wait (a little) for the
+        // next slot instead; unused, it goes back with `permits`.
+        if let Ok(Ok(slot)) =
+            tokio::time::timeout(STEPS_EVERY, shared.slots.clone().acquire_owned()).await
+        {
+            permits.merge(slot);
+        }
+    }
     let free = permits.num_permits();
     let client = shared.lease_pool.get().await?;
     let steps = if claim_steps && free > 0 {
