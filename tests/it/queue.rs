@@ -1114,6 +1114,34 @@ async fn a_batch_too_small_for_every_share_does_not_always_skip_the_same_jobs() 
     }
 }
 
+/// Records `plan` (a claimed plan step) with `n` default segments and claims them all for
+/// `opts`' worker: their (id, attempt), in id order.
+async fn plan_and_claim(
+    client: &deadpool_postgres::Object,
+    opts: &ClaimOptions,
+    plan: &octavia::queue::ClaimedStep,
+    n: usize,
+) -> Vec<(Uuid, i32)> {
+    let segs = vec![complete::NewSegment::default(); n];
+    let data = json!({});
+    let record = complete::PlanRecord {
+        step: plan,
+        segments: &segs,
+        data: &data,
+    };
+    complete::plans_done(client, &opts.worker_id, &[record], None)
+        .await
+        .unwrap();
+    let mut claimed: Vec<(Uuid, i32)> = claim::segments(client, opts, n as i64)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| (s.id, s.attempt))
+        .collect();
+    claimed.sort();
+    claimed
+}
+
 /// Found by `octavia chaos kills` (deadlock detected, 40P01, in the server's log): a
 /// worker's heartbeat and its completer write the same leased rows side by side. Both
 /// lock them in id order, so however their lists are ordered they queue up instead of
@@ -1138,24 +1166,8 @@ async fn a_heartbeat_and_a_completion_of_the_same_leases_never_deadlock() {
             .into_iter()
             .find(|s| s.job.id == id)
             .expect("the new job's plan");
-        let segs = vec![octavia::queue::complete::NewSegment::default(); 1000];
-        let data = json!({});
-        let record = complete::PlanRecord {
-            step: &plan,
-            segments: &segs,
-            data: &data,
-        };
-        complete::plans_done(&client, "w", &[record], None)
-            .await
-            .unwrap();
-        let mut claimed: Vec<(Uuid, i32)> = claim::segments(&client, &opts, 1000)
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| (s.id, s.attempt))
-            .collect();
+        let claimed = plan_and_claim(&client, &opts, &plan, 1000).await;
         assert_eq!(claimed.len(), 1000, "round {round}");
-        claimed.sort();
         let results: Vec<_> = claimed.iter().map(|&(s, a)| (s, a, json!({}))).collect();
         let mut reversed = claimed.clone();
         reversed.reverse();
@@ -1186,23 +1198,7 @@ async fn a_heartbeat_skips_a_row_being_written_without_calling_its_lease_lost() 
         lease: Duration::from_secs(30),
     };
     let plan = claim::steps(&client, &opts, 10).await.unwrap();
-    let segs = vec![octavia::queue::complete::NewSegment::default(); 3];
-    let data = json!({});
-    let record = complete::PlanRecord {
-        step: &plan[0],
-        segments: &segs,
-        data: &data,
-    };
-    complete::plans_done(&client, "w", &[record], None)
-        .await
-        .unwrap();
-    let mut claimed: Vec<(Uuid, i32)> = claim::segments(&client, &opts, 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| (s.id, s.attempt))
-        .collect();
-    claimed.sort();
+    let claimed = plan_and_claim(&client, &opts, &plan[0], 3).await;
     let [(busy, _), (free, _), (lost, _)] = claimed[..] else {
         panic!("three segments claimed: {claimed:?}");
     };
@@ -1214,8 +1210,21 @@ async fn a_heartbeat_skips_a_row_being_written_without_calling_its_lease_lost() 
         )
         .await
         .unwrap();
-    let expiry = "SELECT lease_expires_at FROM job_segments WHERE id = $1";
-    let before: std::time::SystemTime = client.query_one(expiry, &[&busy]).await.unwrap().get(0);
+    let expiry = |seg: Uuid| {
+        let client = &client;
+        async move {
+            let at: std::time::SystemTime = client
+                .query_one(
+                    "SELECT lease_expires_at FROM job_segments WHERE id = $1",
+                    &[&seg],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            at
+        }
+    };
+    let before = expiry(busy).await;
 
     let mut holder = db.client().await;
     let tx = holder.transaction().await.unwrap();
@@ -1243,19 +1252,12 @@ async fn a_heartbeat_skips_a_row_being_written_without_calling_its_lease_lost() 
     assert!(renewed.iter().all(|r| !r.is_step && !r.stop));
     tx.rollback().await.unwrap();
 
-    let after = |seg: Uuid| {
-        let client = &client;
-        async move {
-            let at: std::time::SystemTime = client.query_one(expiry, &[&seg]).await.unwrap().get(0);
-            at
-        }
-    };
     assert_eq!(
-        after(busy).await,
+        expiry(busy).await,
         before,
         "the busy row was not renewed this time"
     );
-    let renewed_until = after(free).await;
+    let renewed_until = expiry(free).await;
     assert!(
         renewed_until > before + Duration::from_secs(300),
         "the free row was renewed for the new lease"
