@@ -147,6 +147,7 @@ pub struct WorkerConfig {
     pub shutdown_grace_seconds: u64,
     pub async_commit: bool,
     pub segment_retention_seconds: u64,
+    pub metrics_listen: String,
 }
 
 impl Default for WorkerConfig {
@@ -169,6 +170,7 @@ impl Default for WorkerConfig {
             shutdown_grace_seconds: 30,
             async_commit: true,
             segment_retention_seconds: 604_800,
+            metrics_listen: String::new(),
         }
     }
 }
@@ -596,6 +598,16 @@ impl Config {
             ));
         }
         positive("worker.handler_timeout_seconds", w.handler_timeout_seconds)?;
+        if !w.metrics_listen.is_empty() && w.metrics_listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err((
+                "worker.metrics_listen",
+                format!(
+                    "`{}` is not an address to listen on (such as 127.0.0.1:9464); empty serves no metrics",
+                    w.metrics_listen
+                ),
+            ));
+        }
 
         self.api.validate()?;
         self.engines.validate()?;

@@ -1,40 +1,20 @@
 //! Prometheus metrics: requests by route, method and status, their latency, and jobs
 //! created by type, rendered at `GET /metrics`.
 //!
-//! The `metrics` macros record into one global recorder per process, installed by the
-//! first API started in it (tests start several; they share it).
+//! The `metrics` macros record into one global recorder per process
+//! ([`crate::telemetry::metrics`]; tests start several APIs and workers, which share it).
 
 use super::ApiState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::time::Instant;
 
-/// Latency buckets in seconds: from a cached read to a slow upload completion.
-const BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
-/// The process's recorder handle, installing the recorder on first use. If another
-/// recorder was installed first, metrics go there and this one renders nothing.
+/// The process's recorder handle (see [`crate::telemetry::metrics`]).
 pub fn handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets(BUCKETS)
-                .expect("the latency buckets are not empty");
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed: /metrics stays empty");
-            }
-            handle
-        })
-        .clone()
+    crate::telemetry::metrics()
 }
 
 /// Counts and times every request under its route's pattern (never the raw path, whose

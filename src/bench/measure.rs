@@ -11,24 +11,31 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `octavia-worker` processes of a measurement, stopped (SIGTERM) when dropped.
-pub struct WorkerSet(Vec<Child>);
+/// `octavia-worker` processes of a measurement, each serving its metrics on a port of its
+/// own; stopped (SIGTERM) when dropped.
+pub struct WorkerSet(Vec<(Child, u16)>);
 
 impl WorkerSet {
     pub fn start(url: &str, workers: u32, concurrency: u32, extra: &[&str]) -> Result<WorkerSet> {
         let exe = sibling("octavia-worker")?;
         let mut children = Vec::new();
         for i in 0..workers {
+            // A port free now; the worker fails to start, and the measurement with it, in
+            // the unlikely case another process takes it first.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
             let child = Command::new(&exe)
                 .args(["--no-migrate", "--concurrency", &concurrency.to_string()])
                 .args(["--worker-id", &format!("bench-{i}")])
                 .args(["--set", "worker.poll_interval_ms=200"])
+                .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
                 .args(extra)
                 .env("DATABASE_URL", url)
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .spawn()?;
-            children.push(child);
+            children.push((child, port));
         }
         Ok(WorkerSet(children))
     }
@@ -37,7 +44,7 @@ impl WorkerSet {
     pub fn peak_rss_mb(&self) -> f64 {
         self.0
             .iter()
-            .filter_map(|c| std::fs::read_to_string(format!("/proc/{}/status", c.id())).ok())
+            .filter_map(|(c, _)| std::fs::read_to_string(format!("/proc/{}/status", c.id())).ok())
             .filter_map(|s| {
                 s.lines()
                     .find(|l| l.starts_with("VmHWM:"))
@@ -46,15 +53,110 @@ impl WorkerSet {
             .fold(0.0, f64::max)
             / 1024.0
     }
+
+    /// CPU seconds (user and system) the workers used so far, from /proc.
+    pub fn cpu_seconds(&self) -> f64 {
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        self.0
+            .iter()
+            .filter_map(|(c, _)| std::fs::read_to_string(format!("/proc/{}/stat", c.id())).ok())
+            .filter_map(|s| {
+                // Fields after the command name, which is in parentheses and may hold spaces:
+                // utime and stime are the 14th and 15th fields of the line.
+                let rest = s.rsplit_once(')')?.1;
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+            })
+            .sum::<f64>()
+            / ticks
+    }
+
+    /// What the workers' metrics say they did so far, summed over the workers.
+    pub async fn figures(&self) -> Result<WorkerFigures> {
+        let http = reqwest::Client::new();
+        let mut text = String::new();
+        for (_, port) in &self.0 {
+            let page = http
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| Error::Invalid(format!("worker metrics on port {port}: {e}")))?;
+            text.push_str(
+                &page
+                    .text()
+                    .await
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            );
+            text.push('\n');
+        }
+        Ok(WorkerFigures::from_metrics(&text))
+    }
+}
+
+/// Where a throughput run's workers spent their time, from their metrics. Each `_seconds`
+/// is the sum over statements: divided by the run's seconds, how busy that part was.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkerFigures {
+    /// CPU seconds of the worker processes.
+    pub cpu_seconds: f64,
+    pub segment_claims: f64,
+    pub empty_segment_claims: f64,
+    pub rows_per_segment_claim: f64,
+    pub segment_claim_seconds: f64,
+    pub step_claims: f64,
+    pub step_claim_seconds: f64,
+    pub segment_writes: f64,
+    pub rows_per_segment_write: f64,
+    pub segment_write_seconds: f64,
+    pub plan_writes: f64,
+    pub plan_write_seconds: f64,
+    pub job_writes: f64,
+    pub job_write_seconds: f64,
+}
+
+impl WorkerFigures {
+    fn from_metrics(text: &str) -> WorkerFigures {
+        let sum = |name: &str, kind: &str| {
+            crate::telemetry::metric_sum(text, name, &format!("kind=\"{kind}\""))
+        };
+        let per = |rows: f64, n: f64| if n > 0.0 { rows / n } else { 0.0 };
+        let segment_claims = sum("octavia_worker_claims_total", "segments");
+        let segment_writes = sum("octavia_worker_writes_total", "segments");
+        WorkerFigures {
+            cpu_seconds: 0.0,
+            segment_claims,
+            empty_segment_claims: sum("octavia_worker_empty_claims_total", "segments"),
+            rows_per_segment_claim: per(
+                sum("octavia_worker_claimed_rows_total", "segments"),
+                segment_claims,
+            ),
+            segment_claim_seconds: sum("octavia_worker_claim_seconds_sum", "segments"),
+            step_claims: sum("octavia_worker_claims_total", "steps"),
+            step_claim_seconds: sum("octavia_worker_claim_seconds_sum", "steps"),
+            segment_writes,
+            rows_per_segment_write: per(
+                sum("octavia_worker_written_rows_total", "segments"),
+                segment_writes,
+            ),
+            segment_write_seconds: sum("octavia_worker_write_seconds_sum", "segments"),
+            plan_writes: sum("octavia_worker_writes_total", "plans"),
+            plan_write_seconds: sum("octavia_worker_write_seconds_sum", "plans"),
+            job_writes: sum("octavia_worker_writes_total", "jobs"),
+            job_write_seconds: sum("octavia_worker_write_seconds_sum", "jobs"),
+        }
+    }
 }
 
 impl Drop for WorkerSet {
     fn drop(&mut self) {
-        for c in &mut self.0 {
+        for (c, _) in &mut self.0 {
             // SAFETY: kill(2) on a child we spawned and have not reaped.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         }
-        for c in &mut self.0 {
+        for (c, _) in &mut self.0 {
             let _ = c.wait();
         }
     }
@@ -162,6 +264,7 @@ pub struct Throughput {
     pub jobs_per_second: f64,
     pub peak_rss_mb: f64,
     pub phases: Phases,
+    pub worker: WorkerFigures,
 }
 
 /// When a throughput run's plans and segments ran, in seconds from the workers' start.
@@ -208,6 +311,10 @@ pub async fn throughput(
         .and_then(|r| r.get(0))
         .ok_or_else(|| Error::Invalid("no job finished".into()))?;
     let peak_rss_mb = set.peak_rss_mb();
+    let worker = WorkerFigures {
+        cpu_seconds: set.cpu_seconds(),
+        ..set.figures().await?
+    };
     drop(set);
     let phases = crate::db::query_opt(&client, sql::BENCH_PHASES, &[&started])
         .await?
@@ -230,6 +337,7 @@ pub async fn throughput(
         jobs_per_second: jobs as f64 / run_seconds,
         peak_rss_mb,
         phases,
+        worker,
     })
 }
 
@@ -255,4 +363,31 @@ pub(super) async fn completed_segments(client: &Object) -> Result<i64> {
         .first()
         .map(|r| r.get(0))
         .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_figures_sum_the_series_of_each_kind_over_workers() {
+        let text = "# TYPE octavia_worker_claims_total counter
+octavia_worker_claims_total{kind=\"segments\"} 10
+octavia_worker_claims_total{kind=\"steps\"} 3
+octavia_worker_claimed_rows_total{kind=\"segments\"} 900
+octavia_worker_claim_seconds_sum{kind=\"segments\"} 0.25
+octavia_worker_claim_seconds_count{kind=\"segments\"} 10
+octavia_worker_claims_total{kind=\"segments\"} 20
+octavia_worker_claimed_rows_total{kind=\"segments\"} 2100
+octavia_worker_writes_total{kind=\"segments\"} 4
+octavia_worker_written_rows_total{kind=\"segments\"} 1000
+";
+        let f = WorkerFigures::from_metrics(text);
+        assert_eq!(f.segment_claims, 30.0);
+        assert_eq!(f.step_claims, 3.0);
+        assert_eq!(f.rows_per_segment_claim, 100.0);
+        assert_eq!(f.segment_claim_seconds, 0.25);
+        assert_eq!(f.rows_per_segment_write, 250.0);
+        assert_eq!(f.plan_writes, 0.0);
+    }
 }

@@ -57,6 +57,8 @@ pub struct BenchReport {
     pub pickup_latency_ms_p99: f64,
     pub worker_peak_rss_mb: f64,
     pub phases: measure::Phases,
+    /// What the workers' metrics counted (claims, writes, seconds spent in each).
+    pub worker: measure::WorkerFigures,
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
@@ -96,6 +98,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         pickup_latency_ms_p99: p99,
         worker_peak_rss_mb: t.peak_rss_mb,
         phases: t.phases,
+        worker: t.worker,
     };
     println!("{}", to_json(&report)?);
     Ok(())

@@ -31,6 +31,9 @@ struct Args {
     /// Seconds to wait for in-flight work on shutdown (worker.shutdown_grace_seconds)
     #[arg(long)]
     shutdown_grace_seconds: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (worker.metrics_listen)
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 #[tokio::main]
@@ -65,6 +68,9 @@ async fn run(args: Args) -> Result<()> {
             s,
             "--shutdown-grace-seconds",
         );
+    }
+    if let Some(addr) = &args.metrics_listen {
+        loader = loader.flag("worker.metrics_listen", addr, "--metrics-listen");
     }
     let config = loader.load()?;
     let registry = octavia::handlers::registry(&config)?;

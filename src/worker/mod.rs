@@ -11,6 +11,7 @@
 mod execute;
 mod handler;
 mod inflight;
+mod metrics;
 mod prefetch;
 mod registry;
 
@@ -127,6 +128,15 @@ impl Completion {
         }
     }
 
+    /// Its writer, as the metrics name it.
+    fn kind(&self) -> &'static str {
+        match self {
+            Completion::Segment { .. } => "segments",
+            Completion::Plan { .. } => "plans",
+            Completion::Finalize { .. } | Completion::Whole { .. } => "jobs",
+        }
+    }
+
     fn job_id(&self) -> uuid::Uuid {
         match self {
             Completion::Segment { job_id, .. } => *job_id,
@@ -225,6 +235,10 @@ impl Worker {
         let shared = self.shared;
         let config = shared.config.clone();
         let background = CancellationToken::new();
+        let metrics_server = match config.worker.metrics_listen.as_str() {
+            "" => None,
+            addr => Some(metrics::serve(shared.clone(), addr, background.clone()).await?),
+        };
         let listener = config.worker.listen.then(|| {
             Listener::for_work(
                 config.database.url.clone(),
@@ -292,6 +306,9 @@ impl Worker {
         let _ = rescuer.await;
         let _ = pruner.await;
         let _ = publisher.await;
+        if let Some(server) = metrics_server {
+            let _ = server.await;
+        }
         if let Some(listener) = listener {
             listener.stop().await;
         }
@@ -523,7 +540,15 @@ async fn claim_once(
     let free = permits.num_permits();
     let client = shared.lease_pool.get().await?;
     let steps = if claim_steps && free > 0 {
-        claim::steps(&client, &shared.claim, free as i64).await?
+        let started = std::time::Instant::now();
+        let steps = claim::steps(&client, &shared.claim, free as i64).await?;
+        metrics::claim(
+            metrics::ClaimKind::Steps,
+            free,
+            steps.len(),
+            started.elapsed(),
+        );
+        steps
     } else {
         Vec::new()
     };
@@ -538,7 +563,14 @@ async fn claim_once(
     }
     let left = free - claimed;
     if left + ahead > 0 {
+        let started = std::time::Instant::now();
         let mut segments = claim::segments(&client, &shared.claim, (left + ahead) as i64).await?;
+        metrics::claim(
+            metrics::ClaimKind::Segments,
+            left + ahead,
+            segments.len(),
+            started.elapsed(),
+        );
         claimed += segments.len();
         // The first ones take the free slots, the others wait for theirs, already in
         // flight so the heartbeat renews their leases.
@@ -679,7 +711,9 @@ async fn write_batches(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>) 
                 _ => break,
             }
         }
-        flush(&shared, &batch).await;
+        let started = std::time::Instant::now();
+        let lost = flush(&shared, &batch).await;
+        metrics::write(batch[0].kind(), batch.len(), lost, started.elapsed());
         for c in &batch {
             shared.inflight.remove(&c.key());
         }
@@ -687,8 +721,9 @@ async fn write_batches(shared: Arc<Shared>, mut rx: mpsc::Receiver<Completion>) 
 }
 
 /// Writes one batch, retrying until it is written or the leases would have expired (the
-/// rescuer then gives the rows to another attempt).
-async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
+/// rescuer then gives the rows to another attempt). Returns how many outcomes were not
+/// recorded.
+async fn flush(shared: &Arc<Shared>, batch: &[Completion]) -> usize {
     let mut segments = Vec::new();
     let mut plans = Vec::new();
     let mut finals = Vec::new();
@@ -798,8 +833,10 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
         shared.events.publish(done.iter().copied());
         recorded.extend(done);
     }
+    let mut lost = 0;
     for c in batch {
         if !recorded.contains(&c.key().id) {
+            lost += 1;
             tracing::warn!(job.id = %c.job_id(), id = %c.key().id, attempt = c.key().attempt,
                 "outcome not recorded: the lease was lost, or the database stayed unreachable");
         }
@@ -807,6 +844,7 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) {
     if wake {
         shared.wake.notify_one();
     }
+    lost
 }
 
 /// The most segments one statement recording plans inserts, unless one plan has more.
@@ -934,6 +972,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
             .filter(|(k, _)| k.is_step())
             .map(|(k, _)| (k.id, k.attempt))
             .collect();
+        let started = std::time::Instant::now();
         let renewed = async {
             let client = shared.lease_pool.get().await?;
             heartbeat::renew(
@@ -948,6 +987,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
         .await;
         match renewed {
             Ok(renewed) => {
+                let mut lost = 0;
                 for (key, entry) in &entries {
                     match renewed
                         .iter()
@@ -957,11 +997,18 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
                         Some(_) => {}
                         // Recorded meanwhile, or really lost: either way it is not ours.
                         None if entry.is_completing() => {}
-                        None => entry.stop(StopReason::LeaseLost),
+                        None => {
+                            lost += 1;
+                            entry.stop(StopReason::LeaseLost)
+                        }
                     }
                 }
+                metrics::heartbeat(entries.len(), lost, started.elapsed(), true);
             }
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed; leases not renewed"),
+            Err(e) => {
+                metrics::heartbeat(entries.len(), 0, started.elapsed(), false);
+                tracing::warn!(error = %e, "heartbeat failed; leases not renewed")
+            }
         }
     }
 }

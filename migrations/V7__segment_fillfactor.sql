@@ -1,0 +1,11 @@
+-- job_segments: every segment row is written three times in seconds (inserted pending by
+-- its plan, claimed, completed), and none of those updates is HOT: `status` is in the
+-- partial indexes' predicates. Inserted into full pages, each new version had to go to
+-- another page (a two-page WAL record, and new pages for the table while plans insert).
+-- Half of each page left free keeps the claim's and the completion's versions beside the
+-- row, where page pruning reclaims the versions before them.
+--
+-- Measured (`octavia bench --jobs 10 --segments 10000 --concurrency 64`, pg_stat_statements
+-- summed per run): WAL records per claimed row 5.7 -> 5.2, per completed row 3.7 -> 3.4,
+-- 6 % fewer WAL records and bytes in all; buffer hits the same.
+ALTER TABLE job_segments SET (fillfactor = 50);
