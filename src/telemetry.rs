@@ -62,5 +62,6 @@ pub fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
             let (metric, labels) = series.split_once('{').unwrap_or((series, ""));
             (metric == name && labels.contains(label)).then(|| value.parse::<f64>().ok())?
         })
-        .sum()
+        // Not `sum()`: the sum of no samples would be -0.0.
+        .fold(0.0, |total, v| total + v)
 }
