@@ -55,7 +55,7 @@ impl WorkerSet {
     }
 
     /// CPU seconds (user and system) the workers used so far, from /proc.
-    pub fn cpu_seconds(&self) -> f64 {
+    fn cpu_seconds(&self) -> f64 {
         // SAFETY: sysconf has no preconditions.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         self.0
@@ -72,7 +72,8 @@ impl WorkerSet {
             / ticks
     }
 
-    /// What the workers' metrics say they did so far, summed over the workers.
+    /// What the workers' metrics say they did so far, summed over the workers, and their
+    /// CPU seconds.
     pub async fn figures(&self) -> Result<WorkerFigures> {
         let http = reqwest::Client::new();
         let mut text = String::new();
@@ -92,7 +93,7 @@ impl WorkerSet {
             );
             text.push('\n');
         }
-        Ok(WorkerFigures::from_metrics(&text))
+        Ok(WorkerFigures::from_metrics(&text, self.cpu_seconds()))
     }
 }
 
@@ -118,7 +119,7 @@ pub struct WorkerFigures {
 }
 
 impl WorkerFigures {
-    fn from_metrics(text: &str) -> WorkerFigures {
+    fn from_metrics(text: &str, cpu_seconds: f64) -> WorkerFigures {
         let sum = |name: &str, kind: &str| {
             crate::telemetry::metric_sum(text, name, &format!("kind=\"{kind}\""))
         };
@@ -126,7 +127,7 @@ impl WorkerFigures {
         let segment_claims = sum("octavia_worker_claims_total", "segments");
         let segment_writes = sum("octavia_worker_writes_total", "segments");
         WorkerFigures {
-            cpu_seconds: 0.0,
+            cpu_seconds,
             segment_claims,
             empty_segment_claims: sum("octavia_worker_empty_claims_total", "segments"),
             rows_per_segment_claim: per(
@@ -311,10 +312,7 @@ pub async fn throughput(
         .and_then(|r| r.get(0))
         .ok_or_else(|| Error::Invalid("no job finished".into()))?;
     let peak_rss_mb = set.peak_rss_mb();
-    let worker = WorkerFigures {
-        cpu_seconds: set.cpu_seconds(),
-        ..set.figures().await?
-    };
+    let worker = set.figures().await?;
     drop(set);
     let phases = crate::db::query_opt(&client, sql::BENCH_PHASES, &[&started])
         .await?
@@ -382,7 +380,8 @@ octavia_worker_claimed_rows_total{kind=\"segments\"} 2100
 octavia_worker_writes_total{kind=\"segments\"} 4
 octavia_worker_written_rows_total{kind=\"segments\"} 1000
 ";
-        let f = WorkerFigures::from_metrics(text);
+        let f = WorkerFigures::from_metrics(text, 1.5);
+        assert_eq!(f.cpu_seconds, 1.5);
         assert_eq!(f.segment_claims, 30.0);
         assert_eq!(f.step_claims, 3.0);
         assert_eq!(f.rows_per_segment_claim, 100.0);

@@ -16,25 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// What a claim statement takes: job-level steps or segments.
-#[derive(Clone, Copy)]
-pub enum ClaimKind {
-    Steps,
-    Segments,
-}
-
-impl ClaimKind {
-    fn label(self) -> &'static str {
-        match self {
-            ClaimKind::Steps => "steps",
-            ClaimKind::Segments => "segments",
-        }
-    }
-}
-
-/// One claim statement: `asked` rows wanted, `got` claimed, in `took`.
-pub fn claim(kind: ClaimKind, asked: usize, got: usize, took: Duration) {
-    let kind = kind.label();
+/// One claim statement of `kind` (`steps` or `segments`): `asked` rows wanted, `got`
+/// claimed, in `took`.
+pub fn claim(kind: &'static str, asked: usize, got: usize, took: Duration) {
     metrics::counter!("octavia_worker_claims_total", "kind" => kind).increment(1);
     if got == 0 {
         metrics::counter!("octavia_worker_empty_claims_total", "kind" => kind).increment(1);

@@ -542,12 +542,7 @@ async fn claim_once(
     let steps = if claim_steps && free > 0 {
         let started = std::time::Instant::now();
         let steps = claim::steps(&client, &shared.claim, free as i64).await?;
-        metrics::claim(
-            metrics::ClaimKind::Steps,
-            free,
-            steps.len(),
-            started.elapsed(),
-        );
+        metrics::claim("steps", free, steps.len(), started.elapsed());
         steps
     } else {
         Vec::new()
@@ -565,12 +560,7 @@ async fn claim_once(
     if left + ahead > 0 {
         let started = std::time::Instant::now();
         let mut segments = claim::segments(&client, &shared.claim, (left + ahead) as i64).await?;
-        metrics::claim(
-            metrics::ClaimKind::Segments,
-            left + ahead,
-            segments.len(),
-            started.elapsed(),
-        );
+        metrics::claim("segments", left + ahead, segments.len(), started.elapsed());
         claimed += segments.len();
         // The first ones take the free slots, the others wait for theirs, already in
         // flight so the heartbeat renews their leases.

@@ -382,13 +382,11 @@ async fn a_worker_serves_metrics_of_its_claims_writes_and_slots() {
 
 #[test]
 fn a_worker_refuses_a_metrics_address_it_cannot_use() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_octavia-worker"))
-        .args(["--no-migrate", "--metrics-listen", "localhost"])
-        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(
+        std::process::Command::new(env!("CARGO_BIN_EXE_octavia-worker"))
+            .args(["--no-migrate", "--metrics-listen", "localhost"])
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+    );
     assert!(
         stderr.contains("worker.metrics_listen") && stderr.contains("`localhost`"),
         "names the setting and the value: {stderr}"

@@ -11,6 +11,16 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// How the tests that call the claim statements directly claim: every job type, 30 s
+/// leases.
+fn claim_options(worker_id: &str) -> ClaimOptions {
+    ClaimOptions {
+        worker_id: worker_id.into(),
+        job_types: None,
+        lease: Duration::from_secs(30),
+    }
+}
+
 #[tokio::test]
 async fn three_workers_complete_every_segment_exactly_once() {
     let db = TestDb::new().await;
@@ -100,11 +110,7 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
         unreachable!()
     };
     let mut client = db.client().await;
-    let opts = |w: &str| ClaimOptions {
-        worker_id: w.into(),
-        job_types: None,
-        lease: Duration::from_secs(30),
-    };
+    let opts = claim_options;
     let plan = claim::steps(&client, &opts("a"), 10).await.unwrap();
     assert_eq!(plan.len(), 1);
     let segs = [octavia::queue::complete::NewSegment::default()];
@@ -810,11 +816,7 @@ async fn completions_lease_the_next_step_to_a_worker_with_free_slots() {
     )
     .await;
     let client = db.client().await;
-    let opts = ClaimOptions {
-        worker_id: "a".into(),
-        job_types: None,
-        lease: Duration::from_secs(30),
-    };
+    let opts = claim_options("a");
     let steps = claim::steps(&client, &opts, 10).await.unwrap();
     assert_eq!(steps.len(), 2);
     let segs: Vec<complete::NewSegment> = (0..3).map(|_| Default::default()).collect();
@@ -951,11 +953,7 @@ async fn segment_claims_follow_priority_then_age_whatever_the_plan() {
         )
         .await
         .unwrap();
-    let opts = ClaimOptions {
-        worker_id: "w".into(),
-        job_types: None,
-        lease: Duration::from_secs(30),
-    };
+    let opts = claim_options("w");
     let tx = client.transaction().await.unwrap();
     tx.batch_execute(
         "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
@@ -1091,11 +1089,7 @@ async fn a_batch_too_small_for_every_share_does_not_always_skip_the_same_jobs() 
     let ids = enqueue_jobs(&db, jobs).await;
     add_pending_segments(&db, 100).await;
     let client = db.client().await;
-    let opts = ClaimOptions {
-        worker_id: "w".into(),
-        job_types: None,
-        lease: Duration::from_secs(30),
-    };
+    let opts = claim_options("w");
     // 15 slots for 10 jobs: shares of 2, so each claim serves 8 jobs. With the visit in
     // random order, a job is left out of all 10 claims once in about 10 million runs.
     let mut served = std::collections::HashMap::<Uuid, usize>::new();
@@ -1149,11 +1143,7 @@ async fn plan_and_claim(
 #[tokio::test]
 async fn a_heartbeat_and_a_completion_of_the_same_leases_never_deadlock() {
     let db = TestDb::new().await;
-    let opts = ClaimOptions {
-        worker_id: "w".into(),
-        job_types: None,
-        lease: Duration::from_secs(30),
-    };
+    let opts = claim_options("w");
     for round in 0..5 {
         let [id] = enqueue_jobs(&db, vec![job("probe", json!({}))]).await[..] else {
             unreachable!()
@@ -1192,11 +1182,7 @@ async fn a_heartbeat_skips_a_row_being_written_without_calling_its_lease_lost() 
         unreachable!()
     };
     let client = db.client().await;
-    let opts = ClaimOptions {
-        worker_id: "w".into(),
-        job_types: None,
-        lease: Duration::from_secs(30),
-    };
+    let opts = claim_options("w");
     let plan = claim::steps(&client, &opts, 10).await.unwrap();
     let claimed = plan_and_claim(&client, &opts, &plan[0], 3).await;
     let [(busy, _), (free, _), (lost, _)] = claimed[..] else {
@@ -1277,11 +1263,7 @@ async fn jobs_waiting_out_a_retry_delay_do_not_hold_back_jobs_with_work_ready() 
     )
     .await;
     let client = db.client().await;
-    let opts = ClaimOptions {
-        worker_id: "a".into(),
-        job_types: None,
-        lease: Duration::from_secs(30),
-    };
+    let opts = claim_options("a");
     let steps = claim::steps(&client, &opts, 20).await.unwrap();
     let segs = [complete::NewSegment::default()];
     let data = json!({});

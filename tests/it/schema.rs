@@ -2,7 +2,9 @@
 //! safe to run concurrently; every statement in sql/ prepares.
 
 use crate::harness::TestDb;
+use crate::support::refused;
 use std::collections::BTreeMap;
+use std::process::Command;
 
 /// (column, data type, default, nullable).
 type Column = (&'static str, &'static str, Option<&'static str>, bool);
@@ -345,20 +347,17 @@ async fn every_sql_file_prepares_against_the_migrated_schema() {
 
 #[tokio::test]
 async fn a_bad_setting_stops_the_cli_with_its_name() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_octavia"))
-        .args(["--set", "worker.concurrency=lots", "migrate"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(Command::new(env!("CARGO_BIN_EXE_octavia")).args([
+        "--set",
+        "worker.concurrency=lots",
+        "migrate",
+    ]));
     assert!(stderr.contains("worker.concurrency"), "{stderr}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_octavia"))
-        .env("OCTAVIA_WORKER_LEASE_SECONDS", "0")
-        .args(["migrate"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(
+        Command::new(env!("CARGO_BIN_EXE_octavia"))
+            .env("OCTAVIA_WORKER_LEASE_SECONDS", "0")
+            .args(["migrate"]),
+    );
     assert!(
         stderr.contains("worker.lease_seconds") && stderr.contains("OCTAVIA_WORKER_LEASE_SECONDS"),
         "{stderr}"

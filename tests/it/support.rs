@@ -363,6 +363,13 @@ pub fn octavia_cli(db: &TestDb, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `command`, expects it to fail, and returns what it said on standard error.
+pub fn refused(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(!out.status.success(), "{command:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// An `octavia-worker` process against `db`.
 pub fn spawn_worker_process(db: &TestDb, id: &str, extra: &[&str]) -> Process {
     spawn_worker_process_with(&db.url, id, extra, None)
