@@ -274,6 +274,9 @@ pub struct Phases {
     pub first_segment_planned: f64,
     pub last_segment_planned: f64,
     pub first_segment_finished: f64,
+    /// When a tenth of the segments had finished, and nine tenths.
+    pub tenth_segment_finished: f64,
+    pub ninth_tenth_segment_finished: f64,
     pub last_segment_finished: f64,
     /// Segments per second between the 10th and 90th percentile of their finishes.
     pub steady_segments_per_second: f64,
@@ -322,6 +325,8 @@ pub async fn throughput(
             first_segment_finished: r.get(2),
             last_segment_finished: r.get(3),
             steady_segments_per_second: r.get::<_, Option<f64>>(4).unwrap_or(f64::NAN),
+            tenth_segment_finished: r.get::<_, Option<f64>>(5).unwrap_or(f64::NAN),
+            ninth_tenth_segment_finished: r.get::<_, Option<f64>>(6).unwrap_or(f64::NAN),
         })
         .unwrap_or_default();
     let failed = unfinished(&client, true).await?;
