@@ -351,8 +351,15 @@ async fn claim_loop(
     let poll = Duration::from_millis(shared.config.worker.poll_interval_ms);
     let batch = shared.config.worker.claim_batch as usize;
     // A claim of a few rows costs nearly as much as one of many: when busy, wait a moment
-    // for this many slots rather than claim row by row as handlers finish.
-    let worth_claiming = (batch.min(shared.config.worker.concurrency as usize) / 2).max(1);
+    // for half of what the worker holds (its slots, and the prefetched segments it keeps
+    // at its current start rate) to be free rather than claim row by row as handlers
+    // finish. Counted on the slots alone, a worker of 64 slots getting through 35,000
+    // no-op segments a second claimed 94 rows at a time, 1,070 claims per 100,000
+    // segments, each walking every job's pending segments; on half of slots and prefetch,
+    // 165 rows and 600 claims, with a tenth less database CPU per segment.
+    let concurrency = shared.config.worker.concurrency as usize;
+    let least = (batch.min(concurrency) / 2).max(1);
+    let worth_claiming = || least.max(batch.min(concurrency + shared.prefetch.target()) / 2);
     // Free slots, and room for prefetched segments.
     let capacity = || shared.slots.available_permits() + shared.prefetch.room();
     let mut failures = 0u32;
@@ -379,7 +386,7 @@ async fn claim_loop(
                 continue;
             }
             let deadline = tokio::time::Instant::now() + CLAIM_COOLDOWN;
-            while capacity() < worth_claiming && tokio::time::Instant::now() < deadline {
+            while capacity() < worth_claiming() && tokio::time::Instant::now() < deadline {
                 tokio::select! {
                     _ = shared.slot_freed.notified() => {}
                     _ = tokio::time::sleep_until(deadline) => {}
@@ -390,7 +397,7 @@ async fn claim_loop(
                 break;
             }
             start_claim(shared, &mut claims, done_tx, batch, &mut steps);
-        } else if more && claims.len() < CLAIMS_IN_FLIGHT && capacity() >= worth_claiming {
+        } else if more && claims.len() < CLAIMS_IN_FLIGHT && capacity() >= worth_claiming() {
             start_claim(shared, &mut claims, done_tx, batch, &mut steps);
             continue;
         }
@@ -420,7 +427,14 @@ async fn claim_loop(
                 }
                 // A claim that waited for a slot for steps may bring one more than asked.
                 more = n >= claimed.asked;
-                if more || !claims.is_empty() {
+                // A claim that brought fewer rows than asked but some is no sign that the
+                // queue is empty: each job gives at most its share of a claim, so the last
+                // jobs of a batch, one nearly done beside one with thousands pending, fill
+                // only part of it. Waiting for a wake-up or the poll tick then left the
+                // worker's slots idle for up to poll_interval_ms with work in the table
+                // (the last tenth of 100,000 segments took 0.25 to 0.7 s instead of a
+                // steady 0.25 s). Claim again; an empty claim is what ends the round.
+                if more || n > 0 || !claims.is_empty() {
                     continue;
                 }
             }
