@@ -131,6 +131,7 @@ impl Default for StorageConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     pub concurrency: u32,
+    pub threads: u32,
     pub job_types: Vec<String>,
     pub worker_id: String,
     pub claim_batch: u32,
@@ -154,6 +155,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             concurrency: 16,
+            threads: 1,
             job_types: Vec::new(),
             worker_id: String::new(),
             claim_batch: 300,
@@ -582,6 +584,13 @@ impl Config {
                 ),
             ));
         }
+        positive("worker.threads", w.threads.into())?;
+        if w.threads > 64 {
+            return Err((
+                "worker.threads",
+                "must be at most 64: the worker's own work is waiting on the database, storage and engine processes".into(),
+            ));
+        }
         if w.prefetch_ms > 1000 {
             return Err((
                 "worker.prefetch_ms",
@@ -788,6 +797,17 @@ mod tests {
 
         let e = err(loader(&[("OCTAVIA_API_LISTEN", "localhost")]).file(Some(empty.path().into())));
         assert!(e.contains("api.listen"), "{e}");
+
+        for threads in ["0", "65"] {
+            let e =
+                err(loader(&[("OCTAVIA_WORKER_THREADS", threads)]).file(Some(empty.path().into())));
+            assert!(e.contains("worker.threads"), "{threads}: {e}");
+        }
+        let c = loader(&[("OCTAVIA_WORKER_THREADS", "4")])
+            .file(Some(empty.path().into()))
+            .load()
+            .unwrap();
+        assert_eq!(c.worker.threads, 4);
 
         let e = err(loader(&[("OCTAVIA_STORAGE_SIGNING_SECRET", "too-short")])
             .file(Some(empty.path().into())));

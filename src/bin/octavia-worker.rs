@@ -36,10 +36,24 @@ struct Args {
     metrics_listen: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     octavia::telemetry::init();
-    match run(Args::parse()).await {
+    let outcome = config(&Args::parse()).and_then(|config| {
+        // The runtime's threads are a setting (worker.threads), so the configuration is
+        // read before the runtime starts.
+        let runtime = if config.worker.threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(config.worker.threads as usize)
+                .enable_all()
+                .build()?
+        };
+        runtime.block_on(run(config))
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -48,7 +62,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<()> {
+/// The configuration: file, environment, then this command's flags.
+fn config(args: &Args) -> Result<octavia::config::Config> {
     let mut loader = args.common.loader()?;
     if let Some(n) = args.concurrency {
         loader = loader.flag("worker.concurrency", n, "--concurrency");
@@ -72,7 +87,10 @@ async fn run(args: Args) -> Result<()> {
     if let Some(addr) = &args.metrics_listen {
         loader = loader.flag("worker.metrics_listen", addr, "--metrics-listen");
     }
-    let config = loader.load()?;
+    Ok(loader.load()?)
+}
+
+async fn run(config: octavia::config::Config) -> Result<()> {
     let registry = octavia::handlers::registry(&config)?;
     if let Some(unknown) = config
         .worker

@@ -139,6 +139,38 @@ async fn a_killed_workers_segments_are_rescued_and_completed_ones_never_rerun() 
 }
 
 #[tokio::test]
+async fn a_worker_on_several_threads_runs_jobs_to_the_end() {
+    // One thread is the default (worker.threads); the multi-threaded runtime is the other
+    // way a worker starts.
+    let db = TestDb::new().await;
+    let ids = enqueue_jobs(
+        &db,
+        (0..3)
+            .map(|_| job("noop", json!({ "segments": 20, "segment_ms": 5 })))
+            .collect(),
+    )
+    .await;
+    let _w = spawn_worker_process(
+        &db,
+        "threads",
+        &["--concurrency", "8", "--set", "worker.threads=4"],
+    );
+    for id in ids {
+        wait_for(30, "the job to complete", || async {
+            (status(&db, id).await == "completed").then_some(())
+        })
+        .await;
+        let done = count(
+            &db,
+            "SELECT count(*) FROM job_segments WHERE job_id = $1 AND status = 'completed'",
+            id,
+        )
+        .await;
+        assert_eq!(done, 20);
+    }
+}
+
+#[tokio::test]
 async fn sigterm_releases_unfinished_work_without_burning_an_attempt() {
     let db = TestDb::new().await;
     let ids = enqueue_jobs(
