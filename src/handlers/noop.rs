@@ -44,13 +44,22 @@ impl Default for NoopOptions {
 
 impl NoopOptions {
     /// The input of each segment the plan creates. Each segment carries what it needs, so
-    /// running it reads nothing else.
+    /// running it reads nothing else; options left at their defaults are left out (a
+    /// segment reads a missing one as its default), so the segments of a plain no-op job
+    /// carry `{}`: every segment's input is parsed by PostgreSQL when inserted and by the
+    /// worker when claimed.
     pub fn segment_input(&self) -> Value {
-        json!({
-            "segment_ms": self.segment_ms,
-            "fail_rate": self.fail_rate,
-            "fail_segments": self.fail_segments,
-        })
+        let mut input = serde_json::Map::new();
+        if self.segment_ms != 0 {
+            input.insert("segment_ms".into(), json!(self.segment_ms));
+        }
+        if self.fail_rate != 0.0 {
+            input.insert("fail_rate".into(), json!(self.fail_rate));
+        }
+        if !self.fail_segments.is_empty() {
+            input.insert("fail_segments".into(), json!(self.fail_segments));
+        }
+        Value::Object(input)
     }
 
     /// Parses and checks options; the message names the bad option.
@@ -130,5 +139,25 @@ impl Handler for Noop {
 
     async fn finalize(&self, _ctx: &StepContext) -> Result<Option<NewMedia>, HandlerError> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_input_carries_only_options_off_their_defaults() {
+        assert_eq!(NoopOptions::default().segment_input(), json!({}));
+        let options = NoopOptions::parse(&json!({
+            "segments": 3, "segment_ms": 5, "fail_rate": 0.5, "fail_segments": [2]
+        }))
+        .unwrap();
+        assert_eq!(
+            options.segment_input(),
+            json!({ "segment_ms": 5, "fail_rate": 0.5, "fail_segments": [2] })
+        );
+        let sleepy = NoopOptions::parse(&json!({ "segment_ms": 7 })).unwrap();
+        assert_eq!(sleepy.segment_input(), json!({ "segment_ms": 7 }));
     }
 }
