@@ -64,16 +64,6 @@ impl Prefetch {
     }
 
     fn room_at(&self, now: Instant) -> usize {
-        self.target_at(now)
-            .saturating_sub(self.len() + self.reserved.load(Ordering::Relaxed))
-    }
-
-    /// How many segments this worker means to keep waiting at the current start rate.
-    pub fn target(&self) -> usize {
-        self.target_at(Instant::now())
-    }
-
-    fn target_at(&self, now: Instant) -> usize {
         if self.horizon.is_zero() {
             return 0;
         }
@@ -87,7 +77,8 @@ impl Prefetch {
             }
             rate.per_second
         };
-        ((per_second * self.horizon.as_secs_f64()).ceil() as usize).min(self.max)
+        let target = ((per_second * self.horizon.as_secs_f64()).ceil() as usize).min(self.max);
+        target.saturating_sub(self.len() + self.reserved.load(Ordering::Relaxed))
     }
 
     /// Takes `n` of the room for a claim about to run, until [`Prefetch::unreserve`]: a
