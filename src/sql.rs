@@ -13,8 +13,6 @@ macro_rules! statements {
 }
 
 statements! {
-    BENCH_CEILING_JOB => "bench_ceiling_job.sql",
-    BENCH_CEILING_SEGMENTS => "bench_ceiling_segments.sql",
     BENCH_COMPLETED_SEGMENTS => "bench_completed_segments.sql",
     BENCH_DB_NOW => "bench_db_now.sql",
     BENCH_FILL_JOBS => "bench_fill_jobs.sql",
@@ -22,6 +20,8 @@ statements! {
     BENCH_LAST_FINISH => "bench_last_finish.sql",
     BENCH_PHASES => "bench_phases.sql",
     BENCH_PICKUP => "bench_pickup.sql",
+    BENCH_PLANNED_JOB => "bench_planned_job.sql",
+    BENCH_PLANNED_SEGMENTS => "bench_planned_segments.sql",
     BENCH_TABLE_SIZES => "bench_table_sizes.sql",
     CANCEL_PENDING_SEGMENTS => "cancel_pending_segments.sql",
     CLAIM_JOB_STEPS => "claim_job_steps.sql",

@@ -209,6 +209,28 @@ pub(super) async fn enqueue_noop(client: &mut Object, count: u32, segments: u32)
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// Inserts `jobs` noop jobs of `segments` segments each as their plans leave them: running,
+/// at their segments step, every segment pending with a time-ordered id and a no-op plan's
+/// input, as `complete_plans.sql` inserts them.
+pub(super) async fn insert_planned(client: &Object, jobs: u32, segments: i32) -> Result<()> {
+    /// Segment rows inserted per statement.
+    const CHUNK: i32 = 100_000;
+    let input = crate::handlers::noop::NoopOptions::default().segment_input();
+    for _ in 0..jobs {
+        let job = uuid::Uuid::now_v7();
+        crate::db::execute(client, sql::BENCH_PLANNED_JOB, &[&job, &segments]).await?;
+        for first in (0..segments).step_by(CHUNK as usize) {
+            let ids: Vec<uuid::Uuid> = (first..segments.min(first + CHUNK))
+                .map(|_| uuid::Uuid::now_v7())
+                .collect();
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&job, &ids, &first, &input];
+            crate::db::execute(client, sql::BENCH_PLANNED_SEGMENTS, &params).await?;
+        }
+    }
+    Ok(())
+}
+
 async fn unfinished(client: &Object, not_completed: bool) -> Result<i64> {
     Ok(
         crate::db::query(client, sql::COUNT_UNFINISHED_JOBS, &[&not_completed])
@@ -271,6 +293,7 @@ pub struct Throughput {
 /// When a throughput run's plans and segments ran, in seconds from the workers' start.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Phases {
+    /// Negative when the jobs were inserted planned, before the workers started.
     pub first_segment_planned: f64,
     pub last_segment_planned: f64,
     pub first_segment_finished: f64,
@@ -282,17 +305,27 @@ pub struct Phases {
     pub steady_segments_per_second: f64,
 }
 
-/// Inserts the jobs, then starts the workers and times them until every job ended.
+/// Inserts the jobs, then starts the workers and times them until every job ended. With
+/// `planned`, the jobs are inserted as their plans leave them ([`insert_planned`]), so the
+/// run times their segments and finalizes alone, on rows that exist before the clock
+/// starts, as the pgbench ceiling's do; otherwise the workers plan them too.
 pub async fn throughput(
     url: &str,
     jobs: u32,
     segments: u32,
     concurrency: u32,
     workers: u32,
+    planned: bool,
 ) -> Result<Throughput> {
     let pool = pool(url)?;
     let mut client = pool.get().await?;
-    let enqueue_seconds = enqueue_noop(&mut client, jobs, segments).await?;
+    let enqueue_seconds = if planned {
+        let started = Instant::now();
+        insert_planned(&client, jobs, segments as i32).await?;
+        started.elapsed().as_secs_f64()
+    } else {
+        enqueue_noop(&mut client, jobs, segments).await?
+    };
     client.batch_execute("VACUUM ANALYZE").await?;
     // Timed on the database clock, from just before the workers start to the last job's
     // finished_at; the progress check only has to notice the end, so it runs rarely and
@@ -344,13 +377,13 @@ pub async fn throughput(
     })
 }
 
-/// Segments completed per second by one worker over `seconds`, after a warm-up, on a
-/// database already holding the work.
+/// Segments completed per second by one worker over `seconds`, after a second of warm-up,
+/// on a database already holding the work.
 pub async fn claim_rate(url: &str, concurrency: u32, seconds: u64) -> Result<f64> {
     let pool = pool(url)?;
     let client = pool.get().await?;
     let set = WorkerSet::start(url, 1, concurrency, &[])?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let before = completed_segments(&client).await?;
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;

@@ -32,6 +32,11 @@ pub struct BenchArgs {
     /// Worker processes
     #[arg(long, default_value_t = 1)]
     pub workers: u32,
+    /// Insert the jobs already planned (running, their segments pending), so the run
+    /// times segments and finalizes alone, as the pgbench ceiling times rows that exist
+    /// before it starts
+    #[arg(long)]
+    pub planned: bool,
     /// Single jobs inserted one by one into idle workers to measure pickup latency
     #[arg(long, default_value_t = 200)]
     pub latency_samples: u32,
@@ -48,6 +53,8 @@ pub struct BenchReport {
     pub segments_per_job: u32,
     pub concurrency: u32,
     pub workers: u32,
+    /// Whether the jobs were inserted planned (`--planned`).
+    pub planned: bool,
     pub enqueue_seconds: f64,
     pub enqueue_jobs_per_second: f64,
     pub run_seconds: f64,
@@ -80,6 +87,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         args.segments,
         args.concurrency,
         args.workers,
+        args.planned,
     )
     .await;
     db.drop().await?;
@@ -89,6 +97,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         segments_per_job: args.segments,
         concurrency: args.concurrency,
         workers: args.workers,
+        planned: args.planned,
         enqueue_seconds: t.enqueue_seconds,
         enqueue_jobs_per_second: args.jobs as f64 / t.enqueue_seconds,
         run_seconds: t.run_seconds,

@@ -50,8 +50,12 @@ pub enum Figure {
 #[derive(Debug, Serialize)]
 pub struct SuiteReport {
     pub ceiling: Option<Ceiling>,
-    /// One worker process, --concurrency 64, 10 jobs of 10,000 segments.
+    /// One worker process, --concurrency 64, 10 jobs of 10,000 segments inserted planned:
+    /// their segments and finalizes, on rows that exist before the clock starts, as the
+    /// ceiling's do.
     pub segments: Option<Throughput>,
+    /// The same jobs planned by the worker in the run: each segment also inserted.
+    pub segments_with_plans: Option<Throughput>,
     /// One worker process, --concurrency 64, 20,000 jobs of one segment (plan, segment,
     /// finalize each).
     pub jobs: Option<Throughput>,
@@ -66,7 +70,7 @@ pub struct SuiteReport {
     /// pruned after 60 s.
     pub soak: Option<Soak>,
     /// Segments/s with 1,000,000 queued and 5,000,000 finished rows, and with only
-    /// 300,000 queued (enough for the 10 s measured), each over 1,000 running jobs.
+    /// 400,000 queued, each over 1,000 running jobs, in alternating rounds (see `scale`).
     pub scale: Option<Scale>,
     /// What would keep the server from vacuuming the queue's tables (see
     /// [`crate::queue::admin::vacuum_problems`]); empty when nothing is wrong.
@@ -89,8 +93,13 @@ pub struct Soak {
 
 #[derive(Debug, Serialize)]
 pub struct Scale {
+    /// The mean of the rounds below.
     pub small_tables_segments_per_second: f64,
     pub large_tables_segments_per_second: f64,
+    /// Each round's rate, in the order measured: small, large, large, small, small,
+    /// large.
+    pub small_tables_by_round: Vec<f64>,
+    pub large_tables_by_round: Vec<f64>,
 }
 
 pub async fn run(args: &SuiteArgs) -> Result<()> {
@@ -127,11 +136,17 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         None
     };
     let segments = figure(wanted(Figure::Segments), "segments/s", |url| async move {
-        measure::throughput(&url, 10, 10_000, 64, 1).await
+        measure::throughput(&url, 10, 10_000, 64, 1, true).await
     })
     .await?;
+    let segments_with_plans = figure(
+        wanted(Figure::Segments),
+        "segments/s with their plans",
+        |url| async move { measure::throughput(&url, 10, 10_000, 64, 1, false).await },
+    )
+    .await?;
     let jobs = figure(wanted(Figure::Jobs), "jobs/s", |url| async move {
-        measure::throughput(&url, 20_000, 1, 64, 1).await
+        measure::throughput(&url, 20_000, 1, 64, 1, false).await
     })
     .await?;
     let latency = figure(
@@ -155,32 +170,23 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
     let rss = figure(
         wanted(Figure::Rss),
         "worker RSS at --concurrency 256",
-        |url| async move { measure::throughput(&url, 20, 2000, 256, 1).await },
+        |url| async move { measure::throughput(&url, 20, 2000, 256, 1, false).await },
     )
     .await?
     .map(|t| t.peak_rss_mb);
     let scale = if args.scale {
         eprintln!("claim rate on small and large tables…");
-        let small =
-            on_scratch(|url| async move { fill_and_measure(&url, 0, 0, 1000, 300).await }).await?;
-        let large =
-            on_scratch(|url| async move { fill_and_measure(&url, 5000, 1000, 1000, 1000).await })
-                .await?;
-        Some(Scale {
-            small_tables_segments_per_second: small,
-            large_tables_segments_per_second: large,
-        })
+        Some(scale().await?)
     } else {
         None
     };
     let soak = if args.soak_minutes > 0 {
         // The peak of the soak's own job shape (plan and finalize included).
-        let peak =
-            on_scratch(
-                |url| async move { measure::throughput(&url, 3000, SOAK_SEGMENTS, 64, 1).await },
-            )
-            .await?
-            .segments_per_second;
+        let peak = on_scratch(|url| async move {
+            measure::throughput(&url, 3000, SOAK_SEGMENTS, 64, 1, false).await
+        })
+        .await?
+        .segments_per_second;
         let rate = 0.8 * peak;
         eprintln!(
             "soak: {} minutes at {rate:.0} segments/s (80 % of {peak:.0})…",
@@ -194,6 +200,7 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
     let report = SuiteReport {
         ceiling,
         segments,
+        segments_with_plans,
         jobs,
         pickup_latency_ms_p50: latency.map(|l| l.0),
         pickup_latency_ms_p99: latency.map(|l| l.1),
@@ -272,16 +279,65 @@ async fn cli_enqueue(url: &str, count: u32) -> Result<f64> {
     Ok(count as f64 / seconds)
 }
 
+/// Seconds each round of the claim rate is measured, after a second of warm-up.
+const SCALE_ROUND_SECONDS: u64 = 3;
+
+/// The claim rate on small tables (1,000 running jobs of 400 pending segments) and on large
+/// ones (1,000 running jobs of 1,000 pending segments beside 5,000 completed jobs of 1,000
+/// segments), both over 1,000 jobs so that only the tables' size differs. Measured in
+/// rounds that alternate between the two databases (small, large, large, small, small,
+/// large), so the machine's slow and fast minutes fall on both alike: measured one after
+/// the other, minutes apart with the large fill between them, the same binary gave 77 %
+/// and 114 % on different runs.
+async fn scale() -> Result<Scale> {
+    let small = ScratchDatabase::create("bench").await?;
+    let large = match ScratchDatabase::create("bench").await {
+        Ok(db) => db,
+        Err(e) => {
+            small.drop().await?;
+            return Err(e);
+        }
+    };
+    let outcome = async {
+        fill(&small.url, 0, 0, 1000, 400).await?;
+        fill(&large.url, 5000, 1000, 1000, 1000).await?;
+        let mut report = Scale {
+            small_tables_segments_per_second: 0.0,
+            large_tables_segments_per_second: 0.0,
+            small_tables_by_round: Vec::new(),
+            large_tables_by_round: Vec::new(),
+        };
+        for large_first in [false, true, false] {
+            for is_large in [large_first, !large_first] {
+                let (db, rounds) = if is_large {
+                    (&large, &mut report.large_tables_by_round)
+                } else {
+                    (&small, &mut report.small_tables_by_round)
+                };
+                rounds.push(measure::claim_rate(&db.url, 64, SCALE_ROUND_SECONDS).await?);
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        report.small_tables_segments_per_second = mean(&report.small_tables_by_round);
+        report.large_tables_segments_per_second = mean(&report.large_tables_by_round);
+        Ok(report)
+    }
+    .await;
+    small.drop().await?;
+    large.drop().await?;
+    outcome
+}
+
 /// Fills the tables with `finished_jobs` completed jobs of `finished_segments` segments
 /// each and `queued_jobs` running jobs of `queued_segments` pending segments each, then
-/// measures one worker's claim rate.
-async fn fill_and_measure(
+/// vacuums and analyzes them.
+async fn fill(
     url: &str,
     finished_jobs: i32,
     finished_segments: i32,
     queued_jobs: i32,
     queued_segments: i32,
-) -> Result<f64> {
+) -> Result<()> {
     let pool = pool(url)?;
     let client = pool.get().await?;
     for (status, step, jobs, segments, seg_status) in [
@@ -322,7 +378,7 @@ async fn fill_and_measure(
         }
     }
     client.batch_execute("VACUUM ANALYZE").await?;
-    measure::claim_rate(url, 64, 10).await
+    Ok(())
 }
 
 /// Segments per job of the soak.
@@ -425,9 +481,17 @@ fn table(r: &SuiteReport) -> String {
     }
     if let Some(t) = &r.segments {
         rows.push((
-            "no-op segments/s, 1 worker, --concurrency 64".into(),
+            "no-op segments/s, 1 worker, --concurrency 64, planned".into(),
             format!("{:.0}", t.segments_per_second),
             "≥ 30,000 and ≥ 60 % of ceiling".into(),
+            vs(t.segments_per_second),
+        ));
+    }
+    if let Some(t) = &r.segments_with_plans {
+        rows.push((
+            "  the same planned by the worker (rows inserted in the run)".into(),
+            format!("{:.0}", t.segments_per_second),
+            "".into(),
             vs(t.segments_per_second),
         ));
     }

@@ -1,4 +1,4 @@
--- For the benchmark ceiling: pending segments of job $1 with the ids $2, indexes $3 onwards,
+-- For `octavia bench`: pending segments of job $1 with the ids $2, indexes $3 onwards,
 -- each with input $4. The caller gives time-ordered ids and a no-op plan's input, as in
 -- the segments plans insert.
 INSERT INTO job_segments (id, job_id, segment_index, status, input)
