@@ -75,6 +75,36 @@ impl WorkerSet {
     /// What the workers' metrics say they did so far, summed over the workers, and their
     /// CPU seconds.
     pub async fn figures(&self) -> Result<WorkerFigures> {
+        Ok(WorkerFigures::from_metrics(
+            &self.metrics().await?,
+            self.cpu_seconds(),
+        ))
+    }
+
+    /// Segment results the workers recorded so far, from their metrics: cheaper than
+    /// asking the database, whose load is what is measured.
+    pub async fn segments_recorded(&self) -> Result<f64> {
+        Ok(crate::telemetry::metric_sum(
+            &self.metrics().await?,
+            "octavia_worker_written_rows_total",
+            "kind=\"segments\"",
+        ))
+    }
+
+    /// Waits until every worker serves its metrics (it has started), for up to 30 s.
+    pub async fn wait_started(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.metrics().await {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// The workers' metrics pages, one after another.
+    async fn metrics(&self) -> Result<String> {
         let http = reqwest::Client::new();
         let mut text = String::new();
         for (_, port) in &self.0 {
@@ -93,7 +123,7 @@ impl WorkerSet {
             );
             text.push('\n');
         }
-        Ok(WorkerFigures::from_metrics(&text, self.cpu_seconds()))
+        Ok(text)
     }
 }
 
