@@ -549,7 +549,7 @@ fn table(r: &SuiteReport) -> String {
     }
     if let Some(t) = &r.segments_with_plans {
         rows.push((
-            "  the same planned by the worker (rows inserted in the run)".into(),
+            "  the same, planned by the worker during the run".into(),
             format!("{:.0}", t.segments_per_second),
             "".into(),
             vs(t.segments_per_second),
