@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 
 /// `octavia-worker` processes of a measurement, each serving its metrics on a port of its
 /// own; stopped (SIGTERM) when dropped.
-pub struct WorkerSet(Vec<(Child, u16)>);
+pub struct WorkerSet {
+    children: Vec<(Child, u16)>,
+    /// Reads the metrics pages; one client for the set, as the soak reads them every tick.
+    http: reqwest::Client,
+}
 
 impl WorkerSet {
     pub fn start(url: &str, workers: u32, concurrency: u32, extra: &[&str]) -> Result<WorkerSet> {
@@ -37,12 +41,15 @@ impl WorkerSet {
                 .spawn()?;
             children.push((child, port));
         }
-        Ok(WorkerSet(children))
+        Ok(WorkerSet {
+            children,
+            http: reqwest::Client::new(),
+        })
     }
 
     /// Peak resident set of the largest process, from /proc (VmHWM).
     pub fn peak_rss_mb(&self) -> f64 {
-        self.0
+        self.children
             .iter()
             .filter_map(|(c, _)| std::fs::read_to_string(format!("/proc/{}/status", c.id())).ok())
             .filter_map(|s| {
@@ -58,7 +65,7 @@ impl WorkerSet {
     fn cpu_seconds(&self) -> f64 {
         // SAFETY: sysconf has no preconditions.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        self.0
+        self.children
             .iter()
             .filter_map(|(c, _)| std::fs::read_to_string(format!("/proc/{}/stat", c.id())).ok())
             .filter_map(|s| {
@@ -105,10 +112,10 @@ impl WorkerSet {
 
     /// The workers' metrics pages, one after another.
     async fn metrics(&self) -> Result<String> {
-        let http = reqwest::Client::new();
         let mut text = String::new();
-        for (_, port) in &self.0 {
-            let page = http
+        for (_, port) in &self.children {
+            let page = self
+                .http
                 .get(format!("http://127.0.0.1:{port}/metrics"))
                 .timeout(Duration::from_secs(5))
                 .send()
@@ -183,11 +190,11 @@ impl WorkerFigures {
 
 impl Drop for WorkerSet {
     fn drop(&mut self) {
-        for (c, _) in &mut self.0 {
+        for (c, _) in &mut self.children {
             // SAFETY: kill(2) on a child we spawned and have not reaped.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         }
-        for (c, _) in &mut self.0 {
+        for (c, _) in &mut self.children {
             let _ = c.wait();
         }
     }

@@ -211,8 +211,7 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         let saturated =
             on_scratch(|url| async move { soak(&url, Load::Saturated, PEAK_MINUTES).await })
                 .await?;
-        let after_first = &saturated.segments_per_second_by_minute[1..];
-        let peak = after_first.iter().sum::<f64>() / after_first.len().max(1) as f64;
+        let peak = mean(&saturated.segments_per_second_by_minute[1..]);
         let rate = 0.8 * peak;
         eprintln!(
             "soak: {} minutes at {rate:.0} segments/s (80 % of {peak:.0}; burst {burst:.0})…",
@@ -222,11 +221,8 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         let run =
             on_scratch(|url| async move { soak(&url, Load::Rate(rate), minutes).await }).await?;
         let rates = &run.segments_per_second_by_minute;
-        let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
-        let max_deviation = rates
-            .iter()
-            .map(|r| (r - mean).abs() / mean)
-            .fold(0.0, f64::max);
+        let m = mean(rates);
+        let max_deviation = rates.iter().map(|r| (r - m).abs() / m).fold(0.0, f64::max);
         Some(Soak {
             offered_segments_per_second: rate,
             sustained_peak_segments_per_second: peak,
@@ -358,7 +354,6 @@ async fn scale() -> Result<Scale> {
                 rounds.push(measure::claim_rate(&db.url, 64, SCALE_ROUND_SECONDS).await?);
             }
         }
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         report.small_tables_segments_per_second = mean(&report.small_tables_by_round);
         report.large_tables_segments_per_second = mean(&report.large_tables_by_round);
         Ok(report)
@@ -422,6 +417,11 @@ async fn fill(
     Ok(())
 }
 
+/// The mean of `v`, 0 when it is empty.
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
 /// Segments per job of the soak.
 const SOAK_SEGMENTS: u32 = 10;
 /// Minutes of the saturated run that gives the soak's peak; the first is left out of it.
@@ -465,9 +465,8 @@ async fn soak(url: &str, load: Load, minutes: u64) -> Result<Minutes> {
         })
         .unwrap_or_default()
     };
-    if matches!(load, Load::Saturated) {
-        set.wait_started().await?;
-    }
+    // The saturated load reads the worker's metrics, and no minute counts its start.
+    set.wait_started().await?;
     let mut owed = 0.0;
     let mut inserted = 0.0;
     let mut report = Minutes::default();
