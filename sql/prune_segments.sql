@@ -22,4 +22,4 @@ WITH victims AS MATERIALIZED (
     WHERE j.id = v.id
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM marked)::bigint, (SELECT count(*) FROM gone)::bigint
+SELECT (SELECT count(*) FROM marked)::bigint AS jobs, (SELECT count(*) FROM gone)::bigint AS rows

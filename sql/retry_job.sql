@@ -14,4 +14,4 @@ SET status = CASE WHEN step = 'plan' THEN 'queued'::job_status ELSE 'running'::j
     run_at = now(),
     updated_at = now()
 WHERE id = $1 AND status IN ('failed', 'cancelled')
-RETURNING run, coalesce(cost_credits, 0), user_id
+RETURNING run, coalesce(cost_credits, 0) AS cost_credits, user_id

@@ -1,7 +1,7 @@
 -- Why dead row versions of the queue's tables would never be vacuumed, one row per
 -- problem. Every claim and completion leaves one behind per row; without autovacuum they
 -- pile up in the heap and the claim index, and every claim steps over more of them.
-SELECT 'autovacuum is off on this server (autovacuum = off)'
+SELECT 'autovacuum is off on this server (autovacuum = off)' AS problem
 WHERE NOT current_setting('autovacuum')::bool
 UNION ALL
 SELECT 'statistics collection is off on this server (track_counts = off): autovacuum '

@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod handlers;
+pub mod job;
 pub mod migrate;
 pub mod pg;
 pub mod pipeline;

@@ -14,7 +14,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ErrorBody, check_json};
 use super::jobs::{self, JobResponse};
 use super::{projects, uploads};
-use crate::handlers::JOB_TYPES;
+use crate::job::{JobType, MediaType};
 use crate::{credits, db, sql};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -44,17 +44,6 @@ pub struct NewJobRequest {
     pub options: Value,
 }
 
-/// What kinds of input a job type takes; `None` for a type that takes no input.
-fn accepted_inputs(job_type: &str) -> Option<&'static [&'static str]> {
-    match job_type {
-        "noop" => None,
-        "video_translation" => Some(&["video"]),
-        "audio_translation" | "subtitles" => Some(&["audio", "video"]),
-        "subtitle_translation" | "subtitle_to_audio" => Some(&["subtitle"]),
-        _ => Some(&[]),
-    }
-}
-
 /// The price of a job: `rate` credits per started minute of input, at least one minute.
 pub fn price(rate: i64, input_ms: Option<u64>) -> i64 {
     let minutes = input_ms.map_or(1, |ms| ms.div_ceil(60_000).max(1));
@@ -64,7 +53,7 @@ pub fn price(rate: i64, input_ms: Option<u64>) -> i64 {
 /// Milliseconds of input a job on `media` is priced by: the time its cues are shown for
 /// subtitles, the duration for audio and video.
 fn input_ms(media: &uploads::MediaRow) -> u64 {
-    if media.media_type.as_deref() == Some("subtitle")
+    if media.media_type.as_deref() == Some(MediaType::Subtitle.as_str())
         && let Some(ms) = media.metadata["cues_ms"].as_u64()
     {
         return ms;
@@ -76,12 +65,12 @@ fn input_ms(media: &uploads::MediaRow) -> u64 {
 
 /// Checks the options of `job_type` exactly as its handler will, so a job that would fail
 /// at once for its options is refused with 422 instead of being charged.
-fn check_options(job_type: &str, options: &Value) -> Result<(), ApiError> {
+fn check_options(job_type: JobType, options: &Value) -> Result<(), ApiError> {
     if !options.is_object() {
         return Err(ApiError::Invalid("options must be a JSON object".into()));
     }
     check_json("options", options)?;
-    crate::handlers::validate_options(job_type, options).map_err(ApiError::Invalid)
+    job_type.check_options(options).map_err(ApiError::Invalid)
 }
 
 /// `value` as text with object keys sorted at every level, so that two requests that mean
@@ -199,19 +188,13 @@ pub async fn create_job(
     ApiJson(body): ApiJson<NewJobRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    if !JOB_TYPES.contains(&body.job_type.as_str()) {
-        return Err(ApiError::Invalid(format!(
-            "`{}` is not a job type (one of {})",
-            body.job_type.escape_default(),
-            JOB_TYPES.join(", ")
-        )));
-    }
+    let job_type: JobType = body.job_type.parse().map_err(ApiError::Invalid)?;
     let options = if body.options.is_null() {
         json!({})
     } else {
         body.options.clone()
     };
-    check_options(&body.job_type, &options)?;
+    check_options(job_type, &options)?;
     let hash = request_hash(&body);
     let client = state.pool.get().await?;
     if let Some(key) = &key
@@ -223,7 +206,7 @@ pub async fn create_job(
     // What does not change under the transaction is checked before it, to hold the user
     // row's lock as briefly as possible.
     projects::check_owner(&client, &caller, body.project_id).await?;
-    let input = match (body.input_media_id, accepted_inputs(&body.job_type)) {
+    let input = match (body.input_media_id, job_type.inputs()) {
         (None, None) => None,
         (None, Some(_)) => {
             return Err(ApiError::Invalid(format!(
@@ -244,8 +227,9 @@ pub async fn create_job(
             }
             let kind = media.media_type.as_deref().unwrap_or_default();
             if let Some(accepted) = accepted
-                && !accepted.contains(&kind)
+                && !accepted.iter().any(|a| a.as_str() == kind)
             {
+                let accepted: Vec<&str> = accepted.iter().map(|a| a.as_str()).collect();
                 return Err(ApiError::Invalid(format!(
                     "a {} job takes {} input, not {kind}",
                     body.job_type,
@@ -255,12 +239,7 @@ pub async fn create_job(
             Some(input_ms(&media))
         }
     };
-    let rate = state
-        .config
-        .pricing
-        .per_minute(&body.job_type)
-        .ok_or_else(|| ApiError::Internal(format!("no price for {}", body.job_type)))?;
-    let cost = price(rate, input);
+    let cost = price(state.config.pricing.per_minute(job_type), input);
     let max_attempts = state.config.worker.max_attempts as i32;
     let metadata = json!({ "options": options });
     let job_id = Uuid::now_v7();
@@ -284,7 +263,7 @@ pub async fn create_job(
     )
     .await;
     let job = match created {
-        Ok(Some(row)) => crate::queue::admin::JobView::from_row(&row),
+        Ok(Some(row)) => crate::job::JobView::from_row(&row),
         // Short of credits: nothing was written.
         Ok(None) => {
             let balance = match credits::balance(&client, caller.user_id).await {
@@ -357,14 +336,15 @@ mod tests {
     #[test]
     fn options_are_checked() {
         let ok = json!({"source_language": "en", "target_language": "es"});
-        assert!(check_options("video_translation", &ok).is_ok());
-        assert!(check_options("subtitles", &json!({})).is_ok());
-        assert!(check_options("subtitle_translation", &json!({})).is_err());
-        assert!(check_options("audio_translation", &json!({"target_language": "tlh"})).is_err());
-        assert!(check_options("audio_translation", &json!({"target_language": 3})).is_err());
-        assert!(check_options("noop", &json!({"segments": "many"})).is_err());
-        assert!(check_options("noop", &json!([1])).is_err());
-        assert!(check_options("noop", &json!({"segments": 2})).is_ok());
-        assert!(check_options("subtitles", &json!({"x": "a\u{0}b"})).is_err());
+        use JobType::*;
+        assert!(check_options(VideoTranslation, &ok).is_ok());
+        assert!(check_options(Subtitles, &json!({})).is_ok());
+        assert!(check_options(SubtitleTranslation, &json!({})).is_err());
+        assert!(check_options(AudioTranslation, &json!({"target_language": "tlh"})).is_err());
+        assert!(check_options(AudioTranslation, &json!({"target_language": 3})).is_err());
+        assert!(check_options(Noop, &json!({"segments": "many"})).is_err());
+        assert!(check_options(Noop, &json!([1])).is_err());
+        assert!(check_options(Noop, &json!({"segments": 2})).is_ok());
+        assert!(check_options(Subtitles, &json!({"x": "a\u{0}b"})).is_err());
     }
 }

@@ -16,7 +16,8 @@
 use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ErrorBody};
-use super::jobs::{self, is_terminal};
+use super::jobs;
+use crate::job::JobStatus;
 use crate::queue::{job_events, listener};
 use crate::{db, sql};
 use axum::extract::State;
@@ -100,7 +101,7 @@ impl JobEvents {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct JobEvent {
     pub id: Uuid,
-    pub status: String,
+    pub status: JobStatus,
     pub progress: i32,
     pub segments_done: i32,
     pub segments_total: i32,
@@ -113,11 +114,11 @@ async fn read(state: &ApiState, id: Uuid) -> Result<Option<JobEvent>, ApiError> 
         .await?
         .map(|r| JobEvent {
             id,
-            status: r.get(0),
-            progress: r.get::<_, Option<i32>>(1).unwrap_or(0),
-            segments_done: r.get(2),
-            segments_total: r.get(3),
-            error: r.get(4),
+            status: r.get("status"),
+            progress: r.get::<_, Option<i32>>("progress").unwrap_or(0),
+            segments_done: r.get("segments_done"),
+            segments_total: r.get("segments_total"),
+            error: r.get("last_error"),
         }))
 }
 
@@ -166,7 +167,7 @@ impl Follow {
     }
 
     fn sent(&mut self, event: JobEvent) -> JobEvent {
-        self.done = is_terminal(&event.status);
+        self.done = event.status.is_terminal();
         self.last = Some(event.clone());
         event
     }

@@ -6,6 +6,7 @@ use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::uploads::{self, Link};
+use crate::job::{JobStatus, JobView, SegmentStatus};
 use crate::queue::admin;
 use crate::{db, sql};
 use axum::extract::State;
@@ -18,21 +19,6 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-
-/// The statuses of `jobs.status`.
-pub const STATUSES: &[&str] = &[
-    "pending",
-    "queued",
-    "running",
-    "failed",
-    "completed",
-    "cancelled",
-];
-
-/// Statuses a job never leaves by itself.
-pub fn is_terminal(status: &str) -> bool {
-    matches!(status, "completed" | "failed" | "cancelled")
-}
 
 /// A job's segments counted by status.
 #[derive(Debug, Default, Serialize, ToSchema)]
@@ -64,8 +50,7 @@ pub struct JobResponse {
     pub user_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
     pub job_type: String,
-    /// pending, queued, running, completed, failed or cancelled.
-    pub status: String,
+    pub status: JobStatus,
     /// 0 to 100.
     pub progress: i32,
     /// What the job was created with.
@@ -104,7 +89,10 @@ pub async fn view<C: GenericClient + Sync>(
     let Some(job) = job else {
         return Ok(None);
     };
-    let counts: Vec<(Option<String>, i64)> = counts.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let counts: Vec<(Option<SegmentStatus>, i64)> = counts
+        .iter()
+        .map(|r| (r.get("status"), r.get("count")))
+        .collect();
     Ok(Some(response(state, client, job, &counts).await?))
 }
 
@@ -112,8 +100,8 @@ pub async fn view<C: GenericClient + Sync>(
 pub async fn response<C: GenericClient + Sync>(
     state: &ApiState,
     client: &C,
-    job: admin::JobView,
-    counts: &[(Option<String>, i64)],
+    job: JobView,
+    counts: &[(Option<SegmentStatus>, i64)],
 ) -> Result<JobResponse, ApiError> {
     let mut segments = SegmentCounts {
         total: job.segments_total.into(),
@@ -121,30 +109,31 @@ pub async fn response<C: GenericClient + Sync>(
     };
     for (status, n) in counts {
         let n = *n;
-        match status.as_deref() {
-            Some("pending") => segments.pending = n,
-            Some("running") => segments.running = n,
-            Some("completed") => segments.completed = n,
-            Some("failed") => segments.failed = n,
-            Some("cancelled") => segments.cancelled = n,
-            _ => {}
+        match status {
+            Some(SegmentStatus::Pending) => segments.pending = n,
+            Some(SegmentStatus::Running) => segments.running = n,
+            Some(SegmentStatus::Completed) => segments.completed = n,
+            Some(SegmentStatus::Failed) => segments.failed = n,
+            Some(SegmentStatus::Cancelled) => segments.cancelled = n,
+            None => {}
         }
     }
     // A completed job's segment rows are pruned after worker.segment_retention_seconds;
     // its counter still says how many completed.
     segments.completed = segments.completed.max(job.segments_done.into());
     let output = match job.output_media_id {
-        Some(media_id) if job.status == "completed" => match uploads::load(client, media_id).await?
-        {
-            Some(media) => Some(JobOutput {
-                media_id,
-                mimetype: media.mimetype.clone(),
-                size_bytes: media.size_bytes,
-                duration_seconds: media.duration_seconds,
-                download: uploads::download_link(state, &media.s3_key).await,
-            }),
-            None => None,
-        },
+        Some(media_id) if job.status == JobStatus::Completed => {
+            match uploads::load(client, media_id).await? {
+                Some(media) => Some(JobOutput {
+                    media_id,
+                    mimetype: media.mimetype.clone(),
+                    size_bytes: media.size_bytes,
+                    duration_seconds: media.duration_seconds,
+                    download: uploads::download_link(state, &media.s3_key).await,
+                }),
+                None => None,
+            }
+        }
         _ => None,
     };
     Ok(JobResponse {
@@ -240,7 +229,7 @@ pub struct JobSummary {
     pub user_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
     pub job_type: String,
-    pub status: String,
+    pub status: JobStatus,
     pub progress: i32,
     pub cost_credits: i64,
     pub input_media_id: Option<Uuid>,
@@ -260,18 +249,18 @@ pub struct JobPage {
 
 fn summary(r: &Row) -> JobSummary {
     JobSummary {
-        id: r.get(0),
-        user_id: r.get(1),
-        project_id: r.get(2),
-        job_type: r.get(3),
-        status: r.get(4),
-        progress: r.get::<_, Option<i32>>(5).unwrap_or(0),
-        cost_credits: r.get::<_, Option<i64>>(6).unwrap_or(0),
-        input_media_id: r.get(7),
-        output_media_id: r.get(8),
-        error: r.get(9),
-        created_at: r.get(10),
-        finished_at: r.get(11),
+        id: r.get("id"),
+        user_id: r.get("user_id"),
+        project_id: r.get("project_id"),
+        job_type: r.get("job_type"),
+        status: r.get("status"),
+        progress: r.get::<_, Option<i32>>("progress").unwrap_or(0),
+        cost_credits: r.get::<_, Option<i64>>("cost_credits").unwrap_or(0),
+        input_media_id: r.get("input_media_id"),
+        output_media_id: r.get("output_media_id"),
+        error: r.get("last_error"),
+        created_at: r.get("created_at"),
+        finished_at: r.get("finished_at"),
     }
 }
 
@@ -316,14 +305,13 @@ pub async fn list(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::Invalid("limit must be between 1 and 100".into()));
     }
-    if let Some(status) = &query.status
-        && !STATUSES.contains(&status.as_str())
-    {
-        return Err(ApiError::Invalid(format!(
-            "status must be one of {}",
-            STATUSES.join(", ")
-        )));
-    }
+    let status = match &query.status {
+        Some(status) => Some(status.parse::<JobStatus>().map_err(|_| {
+            ApiError::Invalid(format!("status must be one of {}", JobStatus::names()))
+        })?),
+        None => None,
+    };
+    let status = status.map(JobStatus::as_str);
     let (after_at, after_id) = match &query.cursor {
         Some(c) => {
             let (at, id) = decode_cursor(c)?;
@@ -338,13 +326,7 @@ pub async fn list(
         db::query(
             &client,
             sql::LIST_ALL_JOBS,
-            &[
-                &query.status,
-                &query.project_id,
-                &after_at,
-                &after_id,
-                &fetch,
-            ],
+            &[&status, &query.project_id, &after_at, &after_id, &fetch],
         )
         .await?
     } else {
@@ -353,7 +335,7 @@ pub async fn list(
             sql::LIST_USER_JOBS,
             &[
                 &caller.user_id,
-                &query.status,
+                &status,
                 &query.project_id,
                 &after_at,
                 &after_id,

@@ -8,6 +8,7 @@ use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody, check_text};
 use super::{inspect, projects};
+use crate::job::MediaType;
 use crate::storage::{self, SignedUrl};
 use crate::{db, sql};
 use axum::extract::State;
@@ -18,25 +19,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-/// What kind of file an upload is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MediaType {
-    Video,
-    Audio,
-    Subtitle,
-}
-
-impl MediaType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MediaType::Video => "video",
-            MediaType::Audio => "audio",
-            MediaType::Subtitle => "subtitle",
-        }
-    }
-}
 
 /// A file about to be uploaded.
 #[derive(Debug, Deserialize, ToSchema)]

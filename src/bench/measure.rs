@@ -252,7 +252,7 @@ pub(super) async fn enqueue_noop(client: &mut Object, count: u32, segments: u32)
 pub(super) async fn insert_planned(client: &Object, jobs: u32, segments: i32) -> Result<()> {
     /// Segment rows inserted per statement.
     const CHUNK: i32 = 100_000;
-    let input = crate::handlers::noop::NoopOptions::default().segment_input();
+    let input = crate::job::options::NoopOptions::default().segment_input();
     for _ in 0..jobs {
         let job = uuid::Uuid::now_v7();
         crate::db::execute(client, sql::BENCH_PLANNED_JOB, &[&job, &segments]).await?;

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use octavia::config::CommonArgs;
+use octavia::job::JobType;
 use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -109,7 +110,7 @@ async fn run(config: octavia::config::Config) -> Result<()> {
             .worker
             .job_types
             .iter()
-            .any(|t| octavia::handlers::PIPELINE_JOB_TYPES.contains(&t.as_str()));
+            .any(|t| JobType::from_name(t).is_some_and(JobType::runs_pipeline));
     if claims_pipeline {
         octavia::pipeline::Engines::from_config(&config)?
             .check()

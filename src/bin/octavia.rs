@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use futures_util::{StreamExt, TryStreamExt};
 use octavia::config::CommonArgs;
+use octavia::job::{JobStatus, JobType};
 use octavia::queue::admin;
 use octavia::queue::enqueue::{self, NewJob};
 use std::process::ExitCode;
@@ -145,15 +146,6 @@ async fn main() -> ExitCode {
     }
 }
 
-const STATUSES: &[&str] = &[
-    "pending",
-    "queued",
-    "running",
-    "failed",
-    "completed",
-    "cancelled",
-];
-
 async fn run(cli: Cli) -> Result<()> {
     let config = cli.common.loader()?.load()?;
     match cli.command {
@@ -226,13 +218,13 @@ async fn run(cli: Cli) -> Result<()> {
             max_attempts,
             delay_seconds,
         }) => {
-            // The list, not a registry: building one would open the object store.
-            if !octavia::handlers::JOB_TYPES.contains(&job_type.as_str()) {
+            // The catalogue, not a registry: building one would open the object store.
+            let Some(kind) = JobType::from_name(&job_type) else {
                 bail!(
                     "`{job_type}` is not a job type (known: {})",
-                    octavia::handlers::JOB_TYPES.join(", ")
+                    JobType::names()
                 );
-            }
+            };
             let mut opts: serde_json::Map<String, serde_json::Value> = match options {
                 Some(text) => {
                     serde_json::from_str(&text).context("--options is not a JSON object")?
@@ -255,7 +247,7 @@ async fn run(cli: Cli) -> Result<()> {
                 set("fail_segments", f.into());
             }
             let options = serde_json::Value::Object(opts);
-            octavia::handlers::validate_options(&job_type, &options).map_err(anyhow::Error::msg)?;
+            kind.check_options(&options).map_err(anyhow::Error::msg)?;
             if cost < 0 {
                 bail!("--cost cannot be negative");
             }
@@ -308,12 +300,11 @@ async fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Jobs(JobsCommand::List { status, limit }) => {
-            if let Some(s) = &status
-                && !STATUSES.contains(&s.as_str())
-            {
-                bail!("`{s}` is not a job status (one of {})", STATUSES.join(", "));
-            }
-            let jobs = admin::list(&client, status.as_deref(), limit).await?;
+            let status = status
+                .map(|s| s.parse::<JobStatus>())
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let jobs = admin::list(&client, status, limit).await?;
             println!(
                 "{:<36}  {:<20} {:<10} {:<9} {:>4}%  {:>13}  error",
                 "id", "type", "status", "step", "", "segments"

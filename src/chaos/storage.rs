@@ -14,7 +14,8 @@ use super::{
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::queue::complete::{NewMedia, insert_media};
+use crate::job::NewMedia;
+use crate::queue::complete::insert_media;
 use crate::queue::enqueue::{self, NewJob};
 use crate::sql;
 use crate::storage::{Storage, media_key};
@@ -286,7 +287,7 @@ async fn enqueue_jobs(
                 project_id: None,
                 user_id: Some(user),
                 s3_key: key,
-                media_type: "subtitle".into(),
+                media_type: crate::job::MediaType::Subtitle.as_str().into(),
                 duration_seconds: None,
                 size_bytes: srt.len() as i64,
                 mimetype: "application/x-subrip".into(),

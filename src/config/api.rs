@@ -6,6 +6,7 @@
 //! is therefore a string of `product_id=credits` pairs separated by commas, parsed and
 //! checked at start-up ([`PolarConfig::products`]).
 
+use crate::job::JobType;
 use serde::{Deserialize, Serialize};
 
 /// `[api]`: how `octavia-api` listens and what it accepts.
@@ -96,28 +97,27 @@ impl Default for PricingConfig {
 }
 
 impl PricingConfig {
-    /// Credits per started minute of `job_type`, `None` for a type without a price.
-    pub fn per_minute(&self, job_type: &str) -> Option<i64> {
-        Some(match job_type {
-            "noop" => self.noop,
-            "video_translation" => self.video_translation,
-            "audio_translation" => self.audio_translation,
-            "subtitles" => self.subtitles,
-            "subtitle_translation" => self.subtitle_translation,
-            "subtitle_to_audio" => self.subtitle_to_audio,
-            _ => return None,
-        })
+    /// Credits per started minute of `job_type`.
+    pub fn per_minute(&self, job_type: JobType) -> i64 {
+        self.rate(job_type).1
+    }
+
+    /// The setting of `job_type`'s price and its value.
+    fn rate(&self, job_type: JobType) -> (&'static str, i64) {
+        match job_type {
+            JobType::Noop => ("pricing.noop", self.noop),
+            JobType::VideoTranslation => ("pricing.video_translation", self.video_translation),
+            JobType::AudioTranslation => ("pricing.audio_translation", self.audio_translation),
+            JobType::Subtitles => ("pricing.subtitles", self.subtitles),
+            JobType::SubtitleTranslation => {
+                ("pricing.subtitle_translation", self.subtitle_translation)
+            }
+            JobType::SubtitleToAudio => ("pricing.subtitle_to_audio", self.subtitle_to_audio),
+        }
     }
 
     pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
-        for (setting, rate) in [
-            ("pricing.noop", self.noop),
-            ("pricing.video_translation", self.video_translation),
-            ("pricing.audio_translation", self.audio_translation),
-            ("pricing.subtitles", self.subtitles),
-            ("pricing.subtitle_translation", self.subtitle_translation),
-            ("pricing.subtitle_to_audio", self.subtitle_to_audio),
-        ] {
+        for (setting, rate) in JobType::ALL.iter().map(|t| self.rate(*t)) {
             // The cap keeps rate × minutes far from overflowing for any real input.
             if !(0..=1_000_000).contains(&rate) {
                 return Err((setting, "must be between 0 and 1000000".into()));
@@ -238,13 +238,15 @@ mod tests {
     #[test]
     fn every_job_type_has_a_price() {
         let pricing = PricingConfig::default();
-        for job_type in crate::handlers::JOB_TYPES {
-            assert!(
-                pricing.per_minute(job_type).is_some(),
-                "[pricing] has no setting for job type `{job_type}`"
+        for job_type in JobType::ALL {
+            let (setting, _) = pricing.rate(*job_type);
+            assert_eq!(
+                setting,
+                format!("pricing.{job_type}"),
+                "[pricing] names the setting of `{job_type}` after it"
             );
         }
-        assert_eq!(pricing.per_minute("teleport"), None);
+        assert_eq!(pricing.per_minute(JobType::VideoTranslation), 10);
     }
 
     #[test]

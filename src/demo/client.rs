@@ -491,7 +491,7 @@ mod tests {
     fn the_servers_job_event_reads_as_progress() {
         let event = crate::api::JobEvent {
             id: Uuid::nil(),
-            status: "running".into(),
+            status: crate::job::JobStatus::Running,
             progress: 50,
             segments_done: 3,
             segments_total: 6,

@@ -7,7 +7,7 @@
 //! reads from the database.
 
 use crate::config::StorageConfig;
-use crate::queue::admin::SegmentView;
+use crate::job::SegmentView;
 use crate::{db, sql};
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
@@ -163,7 +163,7 @@ mod tests {
         SegmentView {
             id: Uuid::nil(),
             index,
-            status: "completed".into(),
+            status: crate::job::SegmentStatus::Completed,
             attempts: 1,
             max_attempts: 5,
             start_ms: Some(index * 4000),

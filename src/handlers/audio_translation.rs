@@ -9,11 +9,12 @@
 //! are written beside it as SRT and WebVTT, listed in the row's `metadata.files`.
 
 use super::common::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
+use super::dub;
 use super::output::{Kind, Output, streams_of, upload_subtitles};
 use super::speech::{self, SpeechResult};
-use super::{dub, options};
+use crate::job::options;
+use crate::job::{JobType, MediaType, NewMedia};
 use crate::pipeline::media::{self, AudioFormat};
-use crate::queue::complete::NewMedia;
 use crate::worker::{Handler, HandlerError, Plan, SegmentContext, StepContext};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -21,12 +22,12 @@ use std::sync::Arc;
 
 pub struct AudioTranslation(pub Arc<Pipeline>);
 
-const JOB_TYPE: &str = "audio_translation";
+const JOB_TYPE: JobType = JobType::AudioTranslation;
 
 #[async_trait]
 impl Handler for AudioTranslation {
     fn job_type(&self) -> &'static str {
-        JOB_TYPE
+        JOB_TYPE.name()
     }
 
     async fn plan(&self, ctx: &StepContext) -> Result<Plan, HandlerError> {
@@ -77,7 +78,7 @@ impl Handler for AudioTranslation {
                 "audio",
                 stored,
                 Kind {
-                    media_type: "audio",
+                    media_type: MediaType::Audio,
                     mimetype: format.mime_type(),
                 },
                 Some(info.duration_ms as f64 / 1000.0),

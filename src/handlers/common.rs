@@ -9,9 +9,9 @@ use crate::Config;
 use crate::config::PipelineConfig;
 use crate::db;
 use crate::error::Error;
+use crate::job::{JobInfo, SegmentStatus};
 use crate::pipeline::media::{CutOptions, FitOptions};
 use crate::pipeline::{Engines, PipelineError};
-use crate::queue::JobInfo;
 use crate::sql;
 use crate::storage::Storage;
 use crate::worker::{HandlerError, StepContext};
@@ -242,7 +242,7 @@ pub async fn segment_results<T: DeserializeOwned>(
         .map(|s| {
             let result = s
                 .result
-                .filter(|_| s.status == "completed")
+                .filter(|_| s.status == SegmentStatus::Completed)
                 .ok_or_else(|| {
                     HandlerError::Fatal(format!(
                         "segment {} has no result (status {})",

@@ -11,7 +11,7 @@
 //! | [`subtitle_translation`] | SRT or WebVTT | batches of cues: translate | SRT or WebVTT (`subtitle`), both written |
 //! | [`subtitle_to_audio`] | SRT or WebVTT | batches of cues: (translate,) speak, fit | the speech (`audio`) |
 //!
-//! Options are in [`options`]. Where the files are:
+//! Options are in [`crate::job::options`]. Where the files are:
 //!
 //! - a speech segment's input: `jobs/{job}/plan/{run}-{plan attempt}/segment-{index}.wav`;
 //! - a segment's audio: `jobs/{job}/segments/{index}/{run}-{attempt}/…`, its key in the result;
@@ -24,7 +24,6 @@ pub mod common;
 pub mod cues;
 pub mod dub;
 pub mod noop;
-pub mod options;
 pub mod output;
 pub mod speech;
 pub mod subtitle_to_audio;
@@ -34,28 +33,10 @@ pub mod video_translation;
 
 use crate::Config;
 use crate::error::Result;
-use crate::worker::Registry;
+use crate::job::JobType;
+use crate::worker::{Handler, Registry};
 pub use common::Pipeline;
-
-/// Every job type of the product, as the API and the CLI accept them.
-pub const JOB_TYPES: &[&str] = &[
-    "noop",
-    "video_translation",
-    "audio_translation",
-    "subtitles",
-    "subtitle_translation",
-    "subtitle_to_audio",
-];
-
-/// The job types that run the pipeline's engines: a worker that may claim one of them
-/// checks at start-up that the engines' programs are installed.
-pub const PIPELINE_JOB_TYPES: &[&str] = &[
-    "video_translation",
-    "audio_translation",
-    "subtitles",
-    "subtitle_translation",
-    "subtitle_to_audio",
-];
+use std::sync::Arc;
 
 /// Every job type a worker can run, the pipeline's with the engines and the object store
 /// `config` names. Nothing is run or checked here ([`crate::pipeline::Engines::check`]
@@ -63,21 +44,17 @@ pub const PIPELINE_JOB_TYPES: &[&str] = &[
 pub fn registry(config: &Config) -> Result<Registry> {
     let pipeline = Pipeline::from_config(config)?;
     let mut registry = Registry::new();
-    registry.register(noop::Noop)?;
-    registry.register(video_translation::VideoTranslation(pipeline.clone()))?;
-    registry.register(audio_translation::AudioTranslation(pipeline.clone()))?;
-    registry.register(subtitles::Subtitles(pipeline.clone()))?;
-    registry.register(subtitle_translation::SubtitleTranslation(pipeline.clone()))?;
-    registry.register(subtitle_to_audio::SubtitleToAudio(pipeline))?;
-    Ok(registry)
-}
-
-/// Checks a job's options before it is created, as its handler will: the error names the
-/// option at fault. Unknown job types are the caller's to refuse.
-pub fn validate_options(job_type: &str, options: &serde_json::Value) -> Result<(), String> {
-    match job_type {
-        "noop" => noop::NoopOptions::parse(options).map(|_| ()),
-        t if PIPELINE_JOB_TYPES.contains(&t) => options::parse(t, options).map(|_| ()),
-        _ => Ok(()),
+    for job_type in JobType::ALL {
+        let p = pipeline.clone();
+        let handler: Arc<dyn Handler> = match job_type {
+            JobType::Noop => Arc::new(noop::Noop),
+            JobType::VideoTranslation => Arc::new(video_translation::VideoTranslation(p)),
+            JobType::AudioTranslation => Arc::new(audio_translation::AudioTranslation(p)),
+            JobType::Subtitles => Arc::new(subtitles::Subtitles(p)),
+            JobType::SubtitleTranslation => Arc::new(subtitle_translation::SubtitleTranslation(p)),
+            JobType::SubtitleToAudio => Arc::new(subtitle_to_audio::SubtitleToAudio(p)),
+        };
+        registry.register_shared(handler)?;
     }
+    Ok(registry)
 }

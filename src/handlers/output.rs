@@ -6,10 +6,10 @@
 //! `audio`, `srt`, `vtt`), to its key, and `metadata.main` names the row's own role.
 
 use super::common::{InputMedia, retryable, store};
+use crate::job::JobInfo;
+use crate::job::{MediaType, NewMedia};
 use crate::pipeline::media::{MediaInfo, StreamKind};
 use crate::pipeline::subtitles::{self, Cue, SubtitleFormat};
-use crate::queue::JobInfo;
-use crate::queue::complete::NewMedia;
 use crate::storage::{self, Storage};
 use crate::worker::HandlerError;
 use serde_json::{Value, json};
@@ -96,7 +96,7 @@ impl<'a> Output<'a> {
             project_id: self.job.project_id.or(self.input.project_id),
             user_id: self.owner(),
             s3_key: main.key,
-            media_type: kind.media_type.into(),
+            media_type: kind.media_type.as_str().into(),
             duration_seconds,
             size_bytes: main.size as i64,
             mimetype: kind.mimetype.into(),
@@ -151,6 +151,6 @@ pub fn streams_of(info: &MediaInfo) -> Value {
 /// uploads are classified) and its MIME type.
 #[derive(Debug, Clone, Copy)]
 pub struct Kind {
-    pub media_type: &'static str,
+    pub media_type: MediaType,
     pub mimetype: &'static str,
 }

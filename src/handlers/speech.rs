@@ -10,12 +10,12 @@
 use super::common::{
     InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, store, until_cancelled,
 };
-use super::options::Options;
+use crate::job::NewSegment;
+use crate::job::options::Options;
 use crate::pipeline::engines::Phrase;
 use crate::pipeline::media::{self, Window};
 use crate::pipeline::subtitles::Cue;
 use crate::pipeline::{Language, PipelineError};
-use crate::queue::complete::NewSegment;
 use crate::storage;
 use crate::worker::{HandlerError, Plan, SegmentContext, StepContext};
 use futures_util::{StreamExt, TryStreamExt, stream};

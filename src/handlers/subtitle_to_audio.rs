@@ -19,11 +19,12 @@ use super::common::{
 };
 use super::output::{Kind, Output, streams_of, upload_subtitles};
 use super::speech::FitRecord;
-use super::{cues, dub, options};
+use super::{cues, dub};
+use crate::job::options;
+use crate::job::{JobType, MediaType, NewMedia, NewSegment};
 use crate::pipeline::Language;
 use crate::pipeline::media::{self, AudioFormat, Clip, Window};
 use crate::pipeline::subtitles::Cue;
-use crate::queue::complete::{NewMedia, NewSegment};
 use crate::storage;
 use crate::worker::{Handler, HandlerError, Plan, SegmentContext, StepContext};
 use async_trait::async_trait;
@@ -35,7 +36,7 @@ use std::sync::Arc;
 
 pub struct SubtitleToAudio(pub Arc<Pipeline>);
 
-const JOB_TYPE: &str = "subtitle_to_audio";
+const JOB_TYPE: JobType = JobType::SubtitleToAudio;
 
 /// A cue to speak, and until when its speech may last.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,7 +128,7 @@ fn windows(batches: Vec<Range<usize>>, cues: &[Cue], total_ms: u64) -> Vec<(Wind
 #[async_trait]
 impl Handler for SubtitleToAudio {
     fn job_type(&self) -> &'static str {
-        JOB_TYPE
+        JOB_TYPE.name()
     }
 
     async fn plan(&self, ctx: &StepContext) -> Result<Plan, HandlerError> {
@@ -312,7 +313,7 @@ impl Handler for SubtitleToAudio {
                 "audio",
                 stored,
                 Kind {
-                    media_type: "audio",
+                    media_type: MediaType::Audio,
                     mimetype: format.mime_type(),
                 },
                 Some(info.duration_ms as f64 / 1000.0),

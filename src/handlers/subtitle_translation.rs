@@ -12,11 +12,12 @@
 //! `metadata.files` lists both.
 
 use super::common::{InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, until_cancelled};
+use super::cues;
 use super::output::{Kind, Output, upload_subtitles};
-use super::{cues, options};
+use crate::job::options;
+use crate::job::{JobType, MediaType, NewMedia, NewSegment};
 use crate::pipeline::Language;
 use crate::pipeline::subtitles::{Cue, SubtitleFormat};
-use crate::queue::complete::{NewMedia, NewSegment};
 use crate::worker::{Handler, HandlerError, Plan, SegmentContext, StepContext};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,7 @@ use std::sync::Arc;
 
 pub struct SubtitleTranslation(pub Arc<Pipeline>);
 
-const JOB_TYPE: &str = "subtitle_translation";
+const JOB_TYPE: JobType = JobType::SubtitleTranslation;
 
 /// A segment's input: its batch of cues and the languages.
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,7 +67,7 @@ struct SubtitlePlan {
 #[async_trait]
 impl Handler for SubtitleTranslation {
     fn job_type(&self) -> &'static str {
-        JOB_TYPE
+        JOB_TYPE.name()
     }
 
     async fn plan(&self, ctx: &StepContext) -> Result<Plan, HandlerError> {
@@ -184,7 +185,7 @@ impl Handler for SubtitleTranslation {
                 format.extension(),
                 stored,
                 Kind {
-                    media_type: "subtitle",
+                    media_type: MediaType::Subtitle,
                     mimetype: format.mime_type(),
                 },
                 Some(plan.duration_ms as f64 / 1000.0),

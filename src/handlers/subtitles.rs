@@ -12,11 +12,11 @@
 //! write.
 
 use super::common::{InputMedia, Pipeline, Stopwatch, scratch, until_cancelled};
-use super::options;
 use super::output::{Kind, Output, upload_subtitles};
 use super::speech::{self, PhraseRecord, SpeechResult};
+use crate::job::options;
+use crate::job::{JobType, MediaType, NewMedia};
 use crate::pipeline::subtitles::SubtitleFormat;
-use crate::queue::complete::NewMedia;
 use crate::worker::{Handler, HandlerError, Plan, SegmentContext, StepContext};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -24,12 +24,12 @@ use std::sync::Arc;
 
 pub struct Subtitles(pub Arc<Pipeline>);
 
-const JOB_TYPE: &str = "subtitles";
+const JOB_TYPE: JobType = JobType::Subtitles;
 
 #[async_trait]
 impl Handler for Subtitles {
     fn job_type(&self) -> &'static str {
-        JOB_TYPE
+        JOB_TYPE.name()
     }
 
     async fn plan(&self, ctx: &StepContext) -> Result<Plan, HandlerError> {
@@ -102,7 +102,7 @@ impl Handler for Subtitles {
                 format.extension(),
                 stored,
                 Kind {
-                    media_type: "subtitle",
+                    media_type: MediaType::Subtitle,
                     mimetype: format.mime_type(),
                 },
                 Some(plan.duration_ms as f64 / 1000.0),

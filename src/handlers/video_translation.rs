@@ -13,11 +13,12 @@
 //! files, listed with the video in the row's `metadata.files`.
 
 use super::common::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
+use super::dub;
 use super::output::{Kind, Output, streams_of, upload_subtitles};
 use super::speech::{self, SpeechResult};
-use super::{dub, options};
+use crate::job::options;
+use crate::job::{JobType, MediaType, NewMedia};
 use crate::pipeline::media::{self, MuxRequest};
-use crate::queue::complete::NewMedia;
 use crate::worker::{Handler, HandlerError, Plan, SegmentContext, StepContext};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -25,12 +26,12 @@ use std::sync::Arc;
 
 pub struct VideoTranslation(pub Arc<Pipeline>);
 
-const JOB_TYPE: &str = "video_translation";
+const JOB_TYPE: JobType = JobType::VideoTranslation;
 
 #[async_trait]
 impl Handler for VideoTranslation {
     fn job_type(&self) -> &'static str {
-        JOB_TYPE
+        JOB_TYPE.name()
     }
 
     async fn plan(&self, ctx: &StepContext) -> Result<Plan, HandlerError> {
@@ -96,7 +97,7 @@ impl Handler for VideoTranslation {
                 "video",
                 stored,
                 Kind {
-                    media_type: "video",
+                    media_type: MediaType::Video,
                     mimetype,
                 },
                 Some(info.duration_ms as f64 / 1000.0),

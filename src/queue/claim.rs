@@ -1,12 +1,11 @@
 //! Claiming: one short statement leases ready rows to a worker. See the SQL files for the
 //! protocol's details.
 
-use super::{ClaimedSegment, ClaimedStep, JobInfo, Step};
 use crate::db;
 use crate::error::Result;
+use crate::job::{ClaimedSegment, ClaimedStep, JobInfo, Step};
 use crate::sql;
 use deadpool_postgres::GenericClient;
-use serde_json::Value;
 use std::time::Duration;
 
 /// Who claims and how.
@@ -34,14 +33,14 @@ pub async fn steps<C: GenericClient + Sync>(
     Ok(rows
         .iter()
         .map(|r| ClaimedStep {
-            job: JobInfo::from_row(r, 0),
-            step: if r.get::<_, &str>(9) == "plan" {
+            job: JobInfo::from_row(r),
+            step: if r.get::<_, &str>("step") == "plan" {
                 Step::Plan
             } else {
                 Step::Finalize
             },
-            attempt: r.get(10),
-            max_attempts: r.get(11),
+            attempt: r.get("attempts"),
+            max_attempts: r.get("max_attempts"),
         })
         .collect())
 }
@@ -59,19 +58,5 @@ pub async fn segments<C: GenericClient + Sync>(
         &[&options.worker_id, &limit, &options.job_types, &lease],
     )
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| ClaimedSegment {
-            id: r.get(0),
-            job_id: r.get(1),
-            job_type: r.get(2),
-            run: r.get(3),
-            index: r.get(4),
-            start_ms: r.get(5),
-            end_ms: r.get(6),
-            attempt: r.get(7),
-            max_attempts: r.get(8),
-            input: r.get::<_, Option<Value>>(9).unwrap_or(Value::Null),
-        })
-        .collect())
+    Ok(rows.iter().map(ClaimedSegment::from_row).collect())
 }

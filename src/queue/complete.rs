@@ -7,10 +7,10 @@
 //! the others' outcomes and settles the job; exactly-once refunds follow from
 //! `credits_history_job_run_key`.
 
-use super::{ClaimedSegment, ClaimedStep, Step};
 use crate::credits;
 use crate::db;
 use crate::error::Result;
+use crate::job::{ClaimedSegment, ClaimedStep, JobInfo, NewMedia, NewSegment, SegmentStatus, Step};
 use crate::sql;
 use deadpool_postgres::{GenericClient, Object};
 use std::collections::HashSet;
@@ -91,18 +91,18 @@ pub async fn segments(
     .await?;
     let mut done = Completed::default();
     for row in &rows {
-        let job: Uuid = row.get(0);
-        done.finalize_ready |= row.get::<_, bool>(10);
-        if row.get::<_, bool>(11) {
+        let job: Uuid = row.get("id");
+        done.finalize_ready |= row.get::<_, bool>("finalize_ready");
+        if row.get::<_, bool>("stopping") {
             done.stopping.push(job);
         }
-        done.recorded.extend(row.get::<_, Vec<Uuid>>(12));
-        if row.get::<_, bool>(13) {
+        done.recorded.extend(row.get::<_, Vec<Uuid>>("ids"));
+        if row.get::<_, bool>("leased") {
             done.leased.push(ClaimedStep {
-                job: super::JobInfo::from_row(row, 0),
+                job: JobInfo::from_row(row),
                 step: Step::Finalize,
                 attempt: 1,
-                max_attempts: row.get(9),
+                max_attempts: row.get("max_attempts"),
             });
         }
     }
@@ -127,7 +127,7 @@ pub async fn settle_jobs(client: &mut Object, jobs: &[Uuid]) -> Result<()> {
 pub(crate) async fn settle<C: GenericClient + Sync>(client: &C, jobs: &[Uuid]) -> Result<()> {
     db::execute(client, sql::CANCEL_PENDING_SEGMENTS, &[&jobs]).await?;
     let rows = db::query(client, sql::SETTLE_CANCELLED_JOBS, &[&jobs]).await?;
-    let cancelled: Vec<(Uuid, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let cancelled: Vec<(Uuid, i32)> = rows.iter().map(|r| (r.get("id"), r.get("run"))).collect();
     credits::refund(client, &cancelled).await?;
     Ok(())
 }
@@ -142,7 +142,7 @@ pub(crate) async fn fail_job<C: GenericClient + Sync>(
 ) -> Result<bool> {
     let jobs = vec![job];
     let rows = db::query(client, sql::FAIL_JOBS, &[&jobs, &error]).await?;
-    let failed: Vec<(Uuid, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let failed: Vec<(Uuid, i32)> = rows.iter().map(|r| (r.get("id"), r.get("run"))).collect();
     db::execute(client, sql::CANCEL_PENDING_SEGMENTS, &[&jobs]).await?;
     credits::refund(client, &failed).await?;
     Ok(!failed.is_empty())
@@ -151,7 +151,7 @@ pub(crate) async fn fail_job<C: GenericClient + Sync>(
 /// Locks `job` and tells whether it is stopping (cancel requested, or already ended).
 async fn lock_job<C: GenericClient + Sync>(client: &C, job: Uuid) -> Result<bool> {
     let rows = db::query(client, sql::LOCK_JOBS, &[&vec![job]]).await?;
-    Ok(rows.first().is_some_and(|r| r.get::<_, bool>(1)))
+    Ok(rows.first().is_some_and(|r| r.get::<_, bool>("stopping")))
 }
 
 /// Records a segment attempt that ended without a result.
@@ -162,7 +162,7 @@ pub async fn segment_failed(
 ) -> Result<FailureOutcome> {
     let tx = client.transaction().await?;
     let stopping = lock_job(&tx, segment.job_id).await?;
-    let end = |status: &'static str, error: Option<String>| {
+    let end = |status: SegmentStatus, error: Option<String>| {
         let tx = &tx;
         async move {
             let row = db::query_opt(
@@ -180,7 +180,7 @@ pub async fn segment_failed(
                 Failure::Retryable { error, .. } | Failure::Fatal { error } => Some(error.clone()),
                 Failure::Stopped => None,
             };
-            if !end("cancelled", error).await? {
+            if !end(SegmentStatus::Cancelled, error).await? {
                 return Ok(FailureOutcome::Stale);
             }
             settle(&tx, &[segment.job_id]).await?;
@@ -214,7 +214,7 @@ pub async fn segment_failed(
             FailureOutcome::Retrying
         }
         Failure::Retryable { error, .. } | Failure::Fatal { error } => {
-            if !end("failed", Some(error.clone())).await? {
+            if !end(SegmentStatus::Failed, Some(error.clone())).await? {
                 return Ok(FailureOutcome::Stale);
             }
             let why = match failure {
@@ -258,14 +258,6 @@ pub async fn release_steps<C: GenericClient + Sync>(
         db::execute(client, sql::NOTIFY_WORK, &[]).await?;
     }
     Ok(rows.len())
-}
-
-/// A segment the plan step creates.
-#[derive(Debug, Clone, Default)]
-pub struct NewSegment {
-    pub start_ms: Option<i32>,
-    pub end_ms: Option<i32>,
-    pub input: serde_json::Value,
 }
 
 /// A successful plan to record.
@@ -342,13 +334,13 @@ pub async fn plans_done(
         .collect();
     let mut done = PlansDone::default();
     for row in &rows {
-        let job: Uuid = row.get(0);
+        let job: Uuid = row.get("id");
         done.recorded.insert(job);
-        if row.get::<_, bool>(1) {
+        if row.get::<_, bool>("cancelling") {
             done.cancelling.push(job);
             continue;
         }
-        let max_attempts: i32 = row.get(2);
+        let max_attempts: i32 = row.get("max_attempts");
         let (plan, first) = offsets[&job];
         for (i, s) in plan.segments.iter().enumerate() {
             if !leased[first + i] {
@@ -370,21 +362,6 @@ pub async fn plans_done(
         }
     }
     Ok(done)
-}
-
-/// A file to record in `media_files` (the output of a job).
-#[derive(Debug, Clone)]
-pub struct NewMedia {
-    pub id: Uuid,
-    pub project_id: Option<Uuid>,
-    pub user_id: Option<Uuid>,
-    pub s3_key: String,
-    pub media_type: String,
-    pub duration_seconds: Option<f64>,
-    pub size_bytes: i64,
-    pub mimetype: String,
-    pub derived_from: Option<Uuid>,
-    pub metadata: serde_json::Value,
 }
 
 /// Inserts a `media_files` row.
@@ -477,7 +454,7 @@ pub async fn jobs_done(
         ],
     )
     .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows.iter().map(|r| r.get("id")).collect())
 }
 
 /// Records a plan or finalize attempt that ended without success.

@@ -45,9 +45,9 @@ pub async fn renew<C: GenericClient + Sync>(
     Ok(rows
         .iter()
         .map(|r| Renewed {
-            id: r.get(0),
-            is_step: r.get(1),
-            stop: r.get(2),
+            id: r.get("id"),
+            is_step: r.get("is_step"),
+            stop: r.get("stop"),
         })
         .collect())
 }

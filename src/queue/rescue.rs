@@ -5,6 +5,7 @@
 use super::complete::{fail_job, settle};
 use crate::db;
 use crate::error::Result;
+use crate::job::SegmentStatus;
 use crate::sql;
 use deadpool_postgres::Object;
 use uuid::Uuid;
@@ -33,9 +34,9 @@ pub async fn run(client: &mut Object, limit: i64) -> Result<Rescued> {
     let mut jobs: Vec<Uuid> = Vec::new();
     let mut failed: Vec<(Uuid, i32)> = Vec::new();
     for row in &rows {
-        let job: Uuid = row.get(1);
-        if row.get::<_, &str>(3) == "failed" {
-            failed.push((job, row.get(2)));
+        let job: Uuid = row.get("job_id");
+        if row.get::<_, SegmentStatus>("status") == SegmentStatus::Failed {
+            failed.push((job, row.get("segment_index")));
             report.segments_failed += 1;
         } else {
             report.segments_requeued += 1;
@@ -48,8 +49,8 @@ pub async fn run(client: &mut Object, limit: i64) -> Result<Rescued> {
         let locked = db::query(&tx, sql::LOCK_JOBS, &[&jobs]).await?;
         let stopping: Vec<Uuid> = locked
             .iter()
-            .filter(|r| r.get::<_, bool>(1))
-            .map(|r| r.get(0))
+            .filter(|r| r.get::<_, bool>("stopping"))
+            .map(|r| r.get("id"))
             .collect();
         for (job, index) in &failed {
             if !stopping.contains(job) {
@@ -72,10 +73,10 @@ pub async fn run(client: &mut Object, limit: i64) -> Result<Rescued> {
     let rows = db::query(&tx, sql::RESCUE_STEPS, &[&limit]).await?;
     let mut notify = false;
     for row in &rows {
-        let job: Uuid = row.get(0);
-        let step: String = row.get(1);
-        let exhausted: bool = row.get(2);
-        let cancelling: bool = row.get(3);
+        let job: Uuid = row.get("id");
+        let step: String = row.get("step");
+        let exhausted: bool = row.get("exhausted");
+        let cancelling: bool = row.get("cancelling");
         if cancelling {
             settle(&tx, &[job]).await?;
         } else if exhausted {
@@ -104,5 +105,8 @@ pub async fn prune<C: deadpool_postgres::GenericClient + Sync>(
 ) -> Result<(i64, i64)> {
     let seconds = retention.as_secs_f64();
     let row = db::query(client, sql::PRUNE_SEGMENTS, &[&seconds, &limit]).await?;
-    Ok(row.first().map(|r| (r.get(0), r.get(1))).unwrap_or((0, 0)))
+    Ok(row
+        .first()
+        .map(|r| (r.get("jobs"), r.get("rows")))
+        .unwrap_or((0, 0)))
 }

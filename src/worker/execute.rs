@@ -5,9 +5,9 @@
 use super::handler::{Handler, HandlerError, Plan, SegmentContext, StepContext};
 use super::inflight::{Entry, Key, StopReason};
 use super::{Completion, Shared};
-use crate::queue::admin::SegmentView;
+use crate::job::{ClaimedSegment, ClaimedStep, JobInfo, Step};
+use crate::job::{SegmentStatus, SegmentView};
 use crate::queue::complete::{self, Failure, FailureOutcome};
-use crate::queue::{ClaimedSegment, ClaimedStep, JobInfo, Step};
 use futures_util::FutureExt;
 use std::future::Future;
 use std::sync::Arc;
@@ -382,7 +382,7 @@ async fn whole(
     let ran = SegmentView {
         id: segment.id,
         index: 0,
-        status: "completed".into(),
+        status: SegmentStatus::Completed,
         attempts: 1,
         max_attempts: step.max_attempts,
         start_ms: planned.start_ms,

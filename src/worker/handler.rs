@@ -1,9 +1,10 @@
 //! What a job type implements: plan, run one segment, finalize.
 
 use crate::error::Result;
-use crate::queue::admin::{self, SegmentView};
-use crate::queue::complete::{NewMedia, NewSegment};
-use crate::queue::{ClaimedSegment, JobInfo};
+use crate::job::SegmentView;
+use crate::job::{ClaimedSegment, JobInfo};
+use crate::job::{NewMedia, NewSegment};
+use crate::queue::admin;
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use std::sync::Arc;

@@ -16,12 +16,12 @@ pub struct Key {
     pub id: Uuid,
     pub attempt: i32,
     /// `None` for a segment.
-    pub step: Option<crate::queue::Step>,
+    pub step: Option<crate::job::Step>,
 }
 
 impl Key {
     /// A claimed segment's attempt.
-    pub fn segment(segment: &crate::queue::ClaimedSegment) -> Key {
+    pub fn segment(segment: &crate::job::ClaimedSegment) -> Key {
         Key {
             id: segment.id,
             attempt: segment.attempt,

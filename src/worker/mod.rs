@@ -21,11 +21,12 @@ pub use registry::Registry;
 
 use crate::config::Config;
 use crate::error::Result;
+use crate::job::ClaimedStep;
+use crate::job::NewMedia;
 use crate::queue::claim::{self, ClaimOptions};
-use crate::queue::complete::NewMedia;
 use crate::queue::job_events::Publisher;
 use crate::queue::listener::Listener;
-use crate::queue::{ClaimedStep, complete, heartbeat, rescue};
+use crate::queue::{complete, heartbeat, rescue};
 use deadpool_postgres::Pool;
 use futures_util::{FutureExt, StreamExt};
 use inflight::{InFlight, Key};
@@ -640,7 +641,7 @@ async fn feed_prefetched(
 /// any worker can claim them at once; if that fails their leases expire and are rescued.
 async fn give_back(
     shared: &Arc<Shared>,
-    segments: Vec<crate::queue::ClaimedSegment>,
+    segments: Vec<crate::job::ClaimedSegment>,
     why: &'static str,
 ) {
     if segments.is_empty() {
@@ -901,7 +902,7 @@ fn run_leased(
     shared: &Arc<Shared>,
     slots: Option<tokio::sync::OwnedSemaphorePermit>,
     steps: Vec<ClaimedStep>,
-    segments: Vec<crate::queue::ClaimedSegment>,
+    segments: Vec<crate::job::ClaimedSegment>,
 ) {
     let Some(mut slots) = slots else { return };
     let done = shared

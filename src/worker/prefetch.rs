@@ -9,7 +9,7 @@
 //! workers could run. What waits here longer than a heartbeat interval is given back
 //! without burning an attempt, and so is everything left at shutdown.
 
-use crate::queue::ClaimedSegment;
+use crate::job::ClaimedSegment;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

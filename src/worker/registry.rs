@@ -18,14 +18,18 @@ impl Registry {
     /// Adds a handler. Registering a job type twice is an error: which one would run
     /// would otherwise depend on the order of registration.
     pub fn register(&mut self, handler: impl Handler) -> Result<&mut Self> {
+        self.register_shared(Arc::new(handler))
+    }
+
+    /// [`Registry::register`] for a handler already shared.
+    pub fn register_shared(&mut self, handler: Arc<dyn Handler>) -> Result<&mut Self> {
         let job_type = handler.job_type();
         if self.handlers.contains_key(job_type) {
             return Err(Error::Conflict(format!(
                 "job type `{job_type}` is registered twice"
             )));
         }
-        self.handlers
-            .insert(job_type.to_string(), Arc::new(handler));
+        self.handlers.insert(job_type.to_string(), handler);
         Ok(self)
     }
 

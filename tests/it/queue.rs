@@ -113,7 +113,7 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
     let opts = claim_options;
     let plan = claim::steps(&client, &opts("a"), 10).await.unwrap();
     assert_eq!(plan.len(), 1);
-    let segs = [octavia::queue::complete::NewSegment::default()];
+    let segs = [octavia::job::NewSegment::default()];
     let data = json!({});
     let record = complete::PlanRecord {
         step: &plan[0],
@@ -819,7 +819,7 @@ async fn completions_lease_the_next_step_to_a_worker_with_free_slots() {
     let opts = claim_options("a");
     let steps = claim::steps(&client, &opts, 10).await.unwrap();
     assert_eq!(steps.len(), 2);
-    let segs: Vec<complete::NewSegment> = (0..3).map(|_| Default::default()).collect();
+    let segs: Vec<octavia::job::NewSegment> = (0..3).map(|_| Default::default()).collect();
     let data = json!({});
     let records: Vec<complete::PlanRecord> = steps
         .iter()
@@ -1113,10 +1113,10 @@ async fn a_batch_too_small_for_every_share_does_not_always_skip_the_same_jobs() 
 async fn plan_and_claim(
     client: &deadpool_postgres::Object,
     opts: &ClaimOptions,
-    plan: &octavia::queue::ClaimedStep,
+    plan: &octavia::job::ClaimedStep,
     n: usize,
 ) -> Vec<(Uuid, i32)> {
-    let segs = vec![complete::NewSegment::default(); n];
+    let segs = vec![octavia::job::NewSegment::default(); n];
     let data = json!({});
     let record = complete::PlanRecord {
         step: plan,
@@ -1265,7 +1265,7 @@ async fn jobs_waiting_out_a_retry_delay_do_not_hold_back_jobs_with_work_ready() 
     let client = db.client().await;
     let opts = claim_options("a");
     let steps = claim::steps(&client, &opts, 20).await.unwrap();
-    let segs = [complete::NewSegment::default()];
+    let segs = [octavia::job::NewSegment::default()];
     let data = json!({});
     let records: Vec<complete::PlanRecord> = steps
         .iter()

@@ -6,7 +6,7 @@
 use crate::harness::TestDb;
 use async_trait::async_trait;
 use octavia::config::Config;
-use octavia::queue::complete::{NewMedia, NewSegment};
+use octavia::job::{NewMedia, NewSegment};
 use octavia::queue::enqueue::{self, NewJob};
 use octavia::worker::{Handler, HandlerError, Plan, Registry, SegmentContext, StepContext, Worker};
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 use crate::harness::TestDb;
 use crate::support::*;
 use async_trait::async_trait;
-use octavia::queue::complete::{NewMedia, NewSegment};
+use octavia::job::{NewMedia, NewSegment};
 use octavia::queue::enqueue::NewJob;
 use octavia::worker::{Handler, HandlerError, Plan, SegmentContext, StepContext};
 use serde_json::{Value, json};
