@@ -92,7 +92,7 @@ fn config(args: &Args) -> Result<octavia::config::Config> {
 }
 
 async fn run(config: octavia::config::Config) -> Result<()> {
-    let registry = octavia::handlers::registry(&config)?;
+    let registry = octavia::job_types::registry(&config)?;
     if let Some(unknown) = config
         .worker
         .job_types

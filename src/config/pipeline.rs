@@ -1,8 +1,8 @@
-//! `[pipeline]`: how the translation handlers cut and fit their work.
+//! `[pipeline]`: how the translating job types cut and fit their work.
 
 use serde::{Deserialize, Serialize};
 
-/// How the job handlers split media and subtitles into segments and fit dubbed speech.
+/// How the job types split media and subtitles into segments and fit dubbed speech.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {

@@ -3,8 +3,8 @@
 
 mod api;
 mod demo;
-mod handlers;
 mod harness;
+mod job_types;
 mod pipeline;
 mod process;
 mod queue;

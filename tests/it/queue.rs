@@ -665,7 +665,7 @@ async fn a_panicking_handler_fails_its_attempt_and_the_worker_keeps_serving() {
 fn registering_a_job_type_twice_is_an_error() {
     let mut registry = registry();
     let err = registry
-        .register(octavia::handlers::noop::Noop)
+        .register(octavia::job_types::noop::Noop)
         .err()
         .unwrap();
     assert!(

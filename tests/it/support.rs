@@ -220,7 +220,7 @@ pub fn registry() -> Registry {
         .join("octavia-it-queue-objects")
         .display()
         .to_string();
-    octavia::handlers::registry(&config).unwrap()
+    octavia::job_types::registry(&config).unwrap()
 }
 
 /// A registry with every job type and the given probe.

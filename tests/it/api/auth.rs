@@ -198,7 +198,7 @@ async fn users_get_404_for_each_others_jobs_media_and_events_and_admins_read_bot
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let job = job["id"].as_str().unwrap().to_string();
     let config = fast_config(&db);
-    let registry = octavia::handlers::registry(&config).unwrap();
+    let registry = octavia::job_types::registry(&config).unwrap();
     let worker = TestWorker::start(config, registry, "w-auth");
     wait_terminal(&db, &[job.parse().unwrap()], 30).await;
     worker.stop().await;

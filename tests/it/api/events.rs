@@ -61,7 +61,7 @@ async fn events_stream_progress_until_the_job_ends() {
 
     let mut config = fast_config(&db);
     config.worker.concurrency = 1;
-    let registry = octavia::handlers::registry(&config).unwrap();
+    let registry = octavia::job_types::registry(&config).unwrap();
     let worker = TestWorker::start(config, registry, "w-events");
     let events = tokio::time::timeout(Duration::from_secs(60), reader)
         .await

@@ -455,7 +455,7 @@ async fn a_created_job_wakes_an_idle_worker_without_waiting_for_its_poll() {
     let mut worker_config = crate::support::fast_config(&db);
     // Only a notification can wake it in time.
     worker_config.worker.poll_interval_ms = 600_000;
-    let registry = octavia::handlers::registry(&worker_config).unwrap();
+    let registry = octavia::job_types::registry(&worker_config).unwrap();
     let worker = crate::support::TestWorker::start(worker_config, registry, "w-wake");
     // The first job gets the worker through its claims until it finds nothing more and
     // waits; the second arrives while it waits.

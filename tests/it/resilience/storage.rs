@@ -3,7 +3,7 @@
 //! Storage errors are the environment's fault: attempts that meet them are retried with
 //! backoff, and when the attempts run out the job fails with its refund.
 
-use crate::handlers::{COST, Env};
+use crate::job_types::{COST, Env};
 use crate::pipeline::must;
 use crate::support::{assert_ledger_balances, enqueue_jobs, user, wait_for};
 use octavia::pipeline::media::wav::Wav;

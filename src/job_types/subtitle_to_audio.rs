@@ -1,7 +1,7 @@
 //! `subtitle_to_audio`: speaks an SRT or WebVTT file, each cue at its cue's time,
 //! translated first when `target_language` differs from `source_language`.
 //!
-//! - plan: read and parse the file ([`super::cues::read`]), order the cues by start, and
+//! - plan: read and parse the file ([`super::common::cues::read`]), order the cues by start, and
 //!   cut them into batches; batch `i` covers the time window from its first cue's start
 //!   (0 for the first batch) to the next batch's, and the last one to the last cue's end;
 //! - segment: (translate,) speak each cue and fit its speech to its slot, from its start
@@ -14,12 +14,12 @@
 //! (`media_type` `audio`). When the cues were translated, the spoken subtitles are also
 //! written as SRT and WebVTT, listed with the audio in `metadata.files`.
 
-use super::common::{
+use super::common::context::{
     InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, store, until_cancelled,
 };
-use super::output::{Kind, Output, streams_of, upload_subtitles};
-use super::speech::FitRecord;
-use super::{cues, dub};
+use super::common::output::{Kind, Output, streams_of, upload_subtitles};
+use super::common::speech::FitRecord;
+use super::common::{cues, dub};
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia, NewSegment};
 use crate::pipeline::Language;
@@ -268,7 +268,7 @@ impl Handler for SubtitleToAudio {
             .map_err(|e| HandlerError::Fatal(format!("option `format`: {e}")))?;
         let plan: AudioPlan = serde_json::from_value(ctx.job.plan.clone())
             .map_err(|e| HandlerError::Fatal(format!("the job's plan is unreadable: {e}")))?;
-        let results: Vec<WindowResult> = super::common::segment_results(ctx).await?;
+        let results: Vec<WindowResult> = super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         let language = options.target.unwrap_or(options.source);
         until_cancelled(&ctx.cancel, async {

@@ -5,7 +5,7 @@
 //! A batch's cues travel in its segment's `input` (a few kilobytes of text), so unlike
 //! speech media nothing per segment is stored in the object store.
 
-use super::common::{InputMedia, Pipeline, retryable, until_cancelled};
+use super::context::{InputMedia, Pipeline, retryable, until_cancelled};
 use crate::pipeline::subtitles::{self, Cue, SubtitleFormat};
 use crate::worker::{HandlerError, StepContext};
 use std::ops::Range;

@@ -1,17 +1,17 @@
 //! `audio_translation`: dubs an audio file (or the audio of a video) into another
 //! language.
 //!
-//! Plan and segments are those of `video_translation` ([`super::speech::plan`],
-//! [`super::dub::run_segment`]); finalize joins the dubbed windows and encodes them.
+//! Plan and segments are those of `video_translation` ([`super::common::speech::plan`],
+//! [`super::common::dub::run_segment`]); finalize joins the dubbed windows and encodes them.
 //!
 //! Output: the dubbed audio (`format` `m4a`, the default, `mp3` or `wav`), exactly as long
 //! as the input, is the job's media row (`media_type` `audio`); the translated subtitles
 //! are written beside it as SRT and WebVTT, listed in the row's `metadata.files`.
 
-use super::common::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
-use super::dub;
-use super::output::{Kind, Output, streams_of, upload_subtitles};
-use super::speech::{self, SpeechResult};
+use super::common::context::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
+use super::common::dub;
+use super::common::output::{Kind, Output, streams_of, upload_subtitles};
+use super::common::speech::{self, SpeechResult};
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia};
 use crate::pipeline::media::{self, AudioFormat};
@@ -46,7 +46,7 @@ impl Handler for AudioTranslation {
         let format = AudioFormat::from_name(options.format_or("m4a"))
             .map_err(|e| HandlerError::Fatal(format!("option `format`: {e}")))?;
         let plan = speech::plan_data(ctx)?;
-        let results: Vec<SpeechResult> = super::common::segment_results(ctx).await?;
+        let results: Vec<SpeechResult> = super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         until_cancelled(&ctx.cancel, async {
             let dir = scratch(ctx.job.id, "finalize", ctx.attempt)?;

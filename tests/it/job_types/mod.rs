@@ -5,8 +5,8 @@
 //! installs it.
 
 mod bad_input;
+mod killed_worker;
 mod media_jobs;
-mod processes;
 mod subtitle_jobs;
 
 use crate::harness::TestDb;
@@ -75,7 +75,7 @@ impl Env {
 
     /// An in-process worker with every job type.
     pub fn worker(&self, id: &str) -> TestWorker {
-        let registry = octavia::handlers::registry(&self.config).unwrap();
+        let registry = octavia::job_types::registry(&self.config).unwrap();
         TestWorker::start(self.config.clone(), registry, id)
     }
 

@@ -8,7 +8,7 @@
 //! So the dub follows the speaker sentence by sentence, and every window's dub is exactly
 //! as long as the window, which makes the whole track exactly as long as the input.
 
-use super::common::{Pipeline, Stopwatch, fetch, pipeline_error, scratch, store, until_cancelled};
+use super::context::{Pipeline, Stopwatch, fetch, pipeline_error, scratch, store, until_cancelled};
 use super::speech::{self, FitRecord, PhraseRecord, SpeechResult};
 use crate::pipeline::media::{self, Clip};
 use crate::storage;

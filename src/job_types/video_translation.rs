@@ -1,8 +1,8 @@
 //! `video_translation`: dubs a video into another language.
 //!
 //! - plan: probe (a video with an audio track), cut at silences, store each window's
-//!   speech ([`super::speech::plan`]);
-//! - segment: hear, translate, speak and fit each phrase ([`super::dub::run_segment`]);
+//!   speech ([`super::common::speech::plan`]);
+//! - segment: hear, translate, speak and fit each phrase ([`super::common::dub::run_segment`]);
 //! - finalize: join the dubbed windows, write the translated subtitles, and mux: the
 //!   original video stream copied (not re-encoded), the dub as the first and default
 //!   audio track, the original audio as the second, the subtitles embedded. The output
@@ -12,10 +12,10 @@
 //! (`media_type` `video`); the subtitles are also written as separate SRT and WebVTT
 //! files, listed with the video in the row's `metadata.files`.
 
-use super::common::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
-use super::dub;
-use super::output::{Kind, Output, streams_of, upload_subtitles};
-use super::speech::{self, SpeechResult};
+use super::common::context::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
+use super::common::dub;
+use super::common::output::{Kind, Output, streams_of, upload_subtitles};
+use super::common::speech::{self, SpeechResult};
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia};
 use crate::pipeline::media::{self, MuxRequest};
@@ -48,7 +48,7 @@ impl Handler for VideoTranslation {
         let options = options::parse(JOB_TYPE, &ctx.job.options).map_err(HandlerError::Fatal)?;
         let (source, target) = (options.source, options.target());
         let plan = speech::plan_data(ctx)?;
-        let results: Vec<SpeechResult> = super::common::segment_results(ctx).await?;
+        let results: Vec<SpeechResult> = super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         until_cancelled(&ctx.cancel, async {
             let dir = scratch(ctx.job.id, "finalize", ctx.attempt)?;

@@ -7,7 +7,7 @@
 //! second) under `jobs/{job}/plan/{run}-{attempt}/`, so a segment downloads only its own window,
 //! never the whole file, and any worker can run it.
 
-use super::common::{
+use super::context::{
     InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, store, until_cancelled,
 };
 use crate::job::NewSegment;
@@ -159,7 +159,7 @@ pub async fn hear(
     watch: &mut Stopwatch,
 ) -> Result<Vec<Phrase>, HandlerError> {
     let wav = dir.join("speech.wav");
-    super::common::fetch(&p.storage, &input.key, &wav).await?;
+    super::context::fetch(&p.storage, &input.key, &wav).await?;
     watch.lap("download");
     let phrases = p
         .engines

@@ -5,7 +5,7 @@
 //! was asked for); `metadata.files` maps every file the job wrote, by role (`video`,
 //! `audio`, `srt`, `vtt`), to its key, and `metadata.main` names the row's own role.
 
-use super::common::{InputMedia, retryable, store};
+use super::context::{InputMedia, retryable, store};
 use crate::job::JobInfo;
 use crate::job::{MediaType, NewMedia};
 use crate::pipeline::media::{MediaInfo, StreamKind};

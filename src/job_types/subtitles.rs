@@ -1,7 +1,7 @@
 //! `subtitles`: writes subtitles of what is said in a video or audio file, in its own
 //! language.
 //!
-//! - plan: as for dubbing ([`super::speech::plan`]): probe, cut at silences, store each
+//! - plan: as for dubbing ([`super::common::speech::plan`]): probe, cut at silences, store each
 //!   window's speech;
 //! - segment: hear the window; its result lists the phrases with their times;
 //! - finalize: the phrases as cues, written as SRT and WebVTT.
@@ -11,9 +11,9 @@
 //! lists both. A file in which no speech is recognized fails the job: there is nothing to
 //! write.
 
-use super::common::{InputMedia, Pipeline, Stopwatch, scratch, until_cancelled};
-use super::output::{Kind, Output, upload_subtitles};
-use super::speech::{self, PhraseRecord, SpeechResult};
+use super::common::context::{InputMedia, Pipeline, Stopwatch, scratch, until_cancelled};
+use super::common::output::{Kind, Output, upload_subtitles};
+use super::common::speech::{self, PhraseRecord, SpeechResult};
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia};
 use crate::pipeline::subtitles::SubtitleFormat;
@@ -71,7 +71,7 @@ impl Handler for Subtitles {
         let p = &self.0;
         let options = options::parse(JOB_TYPE, &ctx.job.options).map_err(HandlerError::Fatal)?;
         let plan = speech::plan_data(ctx)?;
-        let results: Vec<SpeechResult> = super::common::segment_results(ctx).await?;
+        let results: Vec<SpeechResult> = super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         let cues = speech::cues(&results, false);
         if cues.is_empty() {

@@ -1,7 +1,7 @@
 //! `subtitle_translation`: translates an SRT or WebVTT file, keeping every cue's timing
 //! exactly.
 //!
-//! - plan: read and parse the file ([`super::cues::read`]), cut the cues into batches;
+//! - plan: read and parse the file ([`super::common::cues::read`]), cut the cues into batches;
 //! - segment: translate a batch's cues in one call to the translator (markup such as
 //!   `<i>` is dropped, and a cue's lines become one);
 //! - finalize: the same cues, same timings, translated; a cue whose translation comes back
@@ -11,9 +11,11 @@
 //! input's) chooses the job's media row (`media_type` `subtitle`), and the row's
 //! `metadata.files` lists both.
 
-use super::common::{InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, until_cancelled};
-use super::cues;
-use super::output::{Kind, Output, upload_subtitles};
+use super::common::context::{
+    InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, until_cancelled,
+};
+use super::common::cues;
+use super::common::output::{Kind, Output, upload_subtitles};
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia, NewSegment};
 use crate::pipeline::Language;
@@ -148,7 +150,7 @@ impl Handler for SubtitleTranslation {
         let options = options::parse(JOB_TYPE, &ctx.job.options).map_err(HandlerError::Fatal)?;
         let plan: SubtitlePlan = serde_json::from_value(ctx.job.plan.clone())
             .map_err(|e| HandlerError::Fatal(format!("the job's plan is unreadable: {e}")))?;
-        let results: Vec<BatchResult> = super::common::segment_results(ctx).await?;
+        let results: Vec<BatchResult> = super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         let translated: Vec<Cue> = results
             .iter()

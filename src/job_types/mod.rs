@@ -1,7 +1,10 @@
-//! The job types Octavia runs, and the registry of all of them.
+//! The job types Octavia runs, one file each, and the registry of all of them: the
+//! catalogue [`crate::job::JobType`] says what each type is, these files how it runs (a
+//! [`crate::worker::Handler`]: plan, segment, finalize). What several of them share is in
+//! [`common`].
 //!
 //! Besides `noop` (a diagnostic), every job type is a translation pipeline over the
-//! engines of [`crate::pipeline`], as plan / segment / finalize:
+//! engines of [`crate::pipeline`]:
 //!
 //! | job type | input | segments | output media row (`media_type`) |
 //! |---|---|---|---|
@@ -21,11 +24,7 @@
 
 pub mod audio_translation;
 pub mod common;
-pub mod cues;
-pub mod dub;
 pub mod noop;
-pub mod output;
-pub mod speech;
 pub mod subtitle_to_audio;
 pub mod subtitle_translation;
 pub mod subtitles;
@@ -35,12 +34,12 @@ use crate::Config;
 use crate::error::Result;
 use crate::job::JobType;
 use crate::worker::{Handler, Registry};
-pub use common::Pipeline;
+pub use common::context::Pipeline;
 use std::sync::Arc;
 
-/// Every job type a worker can run, the pipeline's with the engines and the object store
-/// `config` names. Nothing is run or checked here ([`crate::pipeline::Engines::check`]
-/// does that).
+/// Every job type of the catalogue with its handler, the pipeline's with the engines and
+/// the object store `config` names. Nothing is run or checked here
+/// ([`crate::pipeline::Engines::check`] does that).
 pub fn registry(config: &Config) -> Result<Registry> {
     let pipeline = Pipeline::from_config(config)?;
     let mut registry = Registry::new();
