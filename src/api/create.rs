@@ -1,21 +1,23 @@
-//! `POST /api/jobs`: pricing a job and creating it with its credit reservation, exactly
-//! once per Idempotency-Key.
+//! `POST /api/jobs`: checking and pricing a job, then creating it with its credit
+//! reservation, exactly once per Idempotency-Key.
 //!
-//! In one transaction: lock the user row (so the balance priced against cannot change and
-//! one user's creations run one at a time), claim the Idempotency-Key, refuse with 402 if
-//! the price exceeds the balance, then [`enqueue::insert`] debits the balance, writes the
-//! `job_reserve` ledger row, inserts the job `queued` and notifies the workers. A
-//! concurrent request with the same key waits on the user row, then fails to claim the key
-//! (a unique violation) and answers with the job the first one created: it charges
-//! nothing.
+//! This file keeps the HTTP side: the request, its validation (job type, options, input),
+//! the price, and the answers. The creation is the queue's ([`enqueue::create`]): one
+//! statement debits the balance under the user row's lock (so one user's creations run one
+//! at a time and never spend the same credits twice), claims the Idempotency-Key, inserts
+//! the job `queued` and writes the `job_reserve` ledger row, or does nothing when the
+//! balance is short (402). A concurrent request with the same key waits on the user row,
+//! then finds the key taken and answers with the job the first one created: it charges
+//! nothing. The workers are woken once the creation has committed.
 
 use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ErrorBody, check_json};
 use super::jobs::{self, JobResponse};
 use super::{projects, uploads};
+use crate::credits;
 use crate::job::{JobType, MediaType};
-use crate::{credits, db, sql};
+use crate::queue::enqueue::{self, Created, Idempotency, PaidJob};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +25,6 @@ use deadpool_postgres::GenericClient;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio_postgres::error::SqlState;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -143,15 +144,13 @@ async fn replay<C: GenericClient + Sync>(
     key: &str,
     hash: &[u8],
 ) -> Result<Option<Response>, ApiError> {
-    let Some(row) = db::query_opt(client, sql::IDEMPOTENCY_KEY, &[&caller.user_id, &key]).await?
-    else {
+    let Some(keyed) = enqueue::keyed(client, caller.user_id, key).await? else {
         return Ok(None);
     };
-    if row.get::<_, &[u8]>(0) != hash {
+    if keyed.request_hash != hash {
         return Err(ApiError::IdempotencyKeyReused);
     }
-    let job: Uuid = row.get(1);
-    let view = jobs::view(state, client, job)
+    let view = jobs::view(state, client, keyed.job_id)
         .await?
         .ok_or(ApiError::NotFound("job"))?;
     let mut response = (StatusCode::OK, axum::Json(view)).into_response();
@@ -240,32 +239,25 @@ pub async fn create_job(
         }
     };
     let cost = price(state.config.pricing.per_minute(job_type), input);
-    let max_attempts = state.config.worker.max_attempts as i32;
-    let metadata = json!({ "options": options });
     let job_id = Uuid::now_v7();
-
-    // One statement, its own transaction: see create_job.sql.
-    let created = db::query_opt(
-        &client,
-        sql::CREATE_JOB,
-        &[
-            &job_id,
-            &caller.user_id,
-            &body.project_id,
-            &body.job_type,
-            &body.input_media_id,
-            &metadata,
-            &cost,
-            &max_attempts,
-            &key,
-            &hash,
-        ],
-    )
-    .await;
-    let job = match created {
-        Ok(Some(row)) => crate::job::JobView::from_row(&row),
-        // Short of credits: nothing was written.
-        Ok(None) => {
+    let paid = PaidJob {
+        id: job_id,
+        user_id: caller.user_id,
+        project_id: body.project_id,
+        job_type: job_type.name(),
+        input_media_id: body.input_media_id,
+        options: &options,
+        cost_credits: cost,
+        max_attempts: state.config.worker.max_attempts as i32,
+        idempotency: key.as_deref().map(|key| Idempotency {
+            key,
+            request_hash: &hash,
+        }),
+    };
+    let job = match enqueue::create(&client, &paid).await? {
+        Created::Job(job) => *job,
+        // Nothing was written.
+        Created::ShortOfCredits => {
             let balance = match credits::balance(&client, caller.user_id).await {
                 Err(crate::error::Error::NotFound { .. }) => {
                     return Err(ApiError::Unauthorized(
@@ -279,15 +271,12 @@ pub async fn create_job(
                 balance,
             });
         }
-        Err(e) => {
-            // A concurrent request with this key committed first.
-            if let (Some(key), Some(&SqlState::UNIQUE_VIOLATION)) = (key.as_deref(), e.sql_state())
-            {
-                return replay(&state, &client, &caller, key, &hash)
-                    .await?
-                    .ok_or_else(|| ApiError::Internal("a claimed key has no row".into()));
-            }
-            return Err(e.into());
+        // A concurrent request with this key committed first.
+        Created::KeyTaken => {
+            let key = key.as_deref().unwrap_or_default();
+            return replay(&state, &client, &caller, key, &hash)
+                .await?
+                .ok_or_else(|| ApiError::Internal("a claimed key has no row".into()));
         }
     };
     state.waker.wake();

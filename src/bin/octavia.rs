@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use futures_util::{StreamExt, TryStreamExt};
 use octavia::config::CommonArgs;
 use octavia::job::{JobStatus, JobType};
 use octavia::queue::admin;
@@ -259,40 +258,16 @@ async fn run(cli: Cli) -> Result<()> {
             let run_at = (delay_seconds > 0)
                 .then(|| chrono::Utc::now() + chrono::Duration::seconds(delay_seconds as i64));
             let started = Instant::now();
-            // Chunks of 10,000 jobs, each a transaction of its own, two at a time on two
-            // connections: one chunk's statement keeps one PostgreSQL backend busy, and a
-            // machine has more than one core.
-            let chunk = |n: usize| -> Vec<NewJob> {
-                (0..n)
-                    .map(|_| NewJob {
-                        user_id: Some(user),
-                        cost_credits: cost,
-                        priority,
-                        run_at,
-                        max_attempts,
-                        input_media_id: input,
-                        ..NewJob::new(&job_type, options.clone())
-                    })
-                    .collect()
-            };
-            let insert = |jobs: Vec<NewJob>| {
-                let pool = pool.clone();
-                async move {
-                    let mut client = pool.get().await?;
-                    let tx = client.transaction().await?;
-                    enqueue::insert(&tx, &jobs).await?;
-                    tx.commit().await?;
-                    anyhow::Ok(())
-                }
-            };
-            let sizes = (0..count as usize)
-                .step_by(10_000)
-                .map(|start| (count as usize - start).min(10_000));
-            futures_util::stream::iter(sizes)
-                .map(|n| insert(chunk(n)))
-                .buffer_unordered(2)
-                .try_collect::<()>()
-                .await?;
+            enqueue::insert_many(&pool, count as usize, || NewJob {
+                user_id: Some(user),
+                cost_credits: cost,
+                priority,
+                run_at,
+                max_attempts,
+                input_media_id: input,
+                ..NewJob::new(&job_type, options.clone())
+            })
+            .await?;
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "enqueued {count} {job_type} jobs in {secs:.3} s ({:.0} jobs/s)",
