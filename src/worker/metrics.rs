@@ -8,7 +8,7 @@
 //! `octavia_worker_write_seconds_sum{kind="segments"}` grows by 0.9 s a second is the
 //! worker's bottleneck.
 
-use super::Shared;
+use super::shared::Shared;
 use crate::error::{Error, Result};
 use axum::http::header;
 use axum::response::IntoResponse;
