@@ -1,5 +1,6 @@
 //! `[pipeline]`: how the translating job types cut and fit their work.
 
+use super::checks::Invalid;
 use serde::{Deserialize, Serialize};
 
 /// How the job types split media and subtitles into segments and fit dubbed speech.
@@ -44,7 +45,7 @@ impl Default for PipelineConfig {
 
 impl PipelineConfig {
     /// Checks ranges serde cannot; returns the offending setting and why.
-    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
         if !(1..=600).contains(&self.segment_seconds) {
             return Err((
                 "pipeline.segment_seconds",
@@ -96,5 +97,46 @@ impl PipelineConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::loader::testing::{err, loader, write};
+
+    #[test]
+    fn pipeline_settings_are_checked() {
+        let empty = write("");
+        let c = loader(&[
+            ("OCTAVIA_PIPELINE_SEGMENT_SECONDS", "5"),
+            ("OCTAVIA_PIPELINE_MAX_TEMPO", "1.5"),
+        ])
+        .file(Some(empty.path().into()))
+        .load()
+        .unwrap();
+        assert_eq!(c.pipeline.segment_seconds, 5);
+        assert_eq!(c.pipeline.max_tempo, 1.5);
+        for (var, value, setting) in [
+            (
+                "OCTAVIA_PIPELINE_SEGMENT_SECONDS",
+                "0",
+                "pipeline.segment_seconds",
+            ),
+            ("OCTAVIA_PIPELINE_MAX_TEMPO", "0.9", "pipeline.max_tempo"),
+            ("OCTAVIA_PIPELINE_MIN_TEMPO", "9", "pipeline.min_tempo"),
+            (
+                "OCTAVIA_PIPELINE_SILENCE_NOISE_DB",
+                "3",
+                "pipeline.silence_noise_db",
+            ),
+            (
+                "OCTAVIA_PIPELINE_SUBTITLE_BATCH_CUES",
+                "0",
+                "pipeline.subtitle_batch_cues",
+            ),
+        ] {
+            let e = err(loader(&[(var, value)]).file(Some(empty.path().into())));
+            assert!(e.contains(setting) && e.contains(var), "{e}");
+        }
     }
 }

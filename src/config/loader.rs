@@ -1,5 +1,5 @@
-//! Configuration: `config.toml`, overridden by environment variables, overridden by
-//! command-line flags.
+//! Loading the configuration: `config.toml`, overridden by environment variables,
+//! overridden by command-line flags.
 //!
 //! Every setting has a default (see `config.toml` at the repository root, which documents
 //! each one). Layers are merged as TOML tables before anything is typed, so a bad value is
@@ -7,15 +7,9 @@
 //! in. The environment variable of `section.key` is `OCTAVIA_SECTION_KEY`; `DATABASE_URL`
 //! also sets `database.url`.
 
-use serde::{Deserialize, Serialize};
+use super::Config;
 use std::path::{Path, PathBuf};
 use toml::{Table, Value};
-
-mod api;
-mod pipeline;
-
-pub use api::{ApiConfig, PolarConfig, PricingConfig};
-pub use pipeline::PipelineConfig;
 
 /// Where a configuration value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +31,7 @@ impl std::fmt::Display for Source {
     }
 }
 
+/// Why the configuration cannot be used: each names the file or the setting at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -54,230 +49,6 @@ pub enum ConfigError {
         origin: Source,
         message: String,
     },
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    pub database: DatabaseConfig,
-    pub storage: StorageConfig,
-    pub worker: WorkerConfig,
-    pub api: ApiConfig,
-    pub engines: EnginesConfig,
-    pub pipeline: PipelineConfig,
-    pub pricing: PricingConfig,
-    pub polar: PolarConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatabaseConfig {
-    pub url: String,
-    pub pool_size: u32,
-    pub connect_timeout_seconds: u64,
-    pub migrate_on_start: bool,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        Self {
-            url: "postgres://postgres@127.0.0.1:5432/octavia".into(),
-            pool_size: 16,
-            connect_timeout_seconds: 5,
-            migrate_on_start: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    pub backend: String,
-    pub local_dir: String,
-    pub s3_bucket: String,
-    pub s3_endpoint: String,
-    pub s3_region: String,
-    pub s3_access_key_id: String,
-    pub s3_secret_access_key: String,
-    pub s3_path_style: bool,
-    pub s3_allow_http: bool,
-    pub s3_max_retries: u32,
-    pub s3_retry_timeout_seconds: u64,
-    pub url_expiry_seconds: u64,
-    pub signing_secret: String,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            backend: "local".into(),
-            local_dir: "var/objects".into(),
-            s3_bucket: "octavia".into(),
-            s3_endpoint: String::new(),
-            s3_region: "us-east-1".into(),
-            s3_access_key_id: String::new(),
-            s3_secret_access_key: String::new(),
-            s3_path_style: true,
-            s3_allow_http: false,
-            s3_max_retries: 3,
-            s3_retry_timeout_seconds: 15,
-            url_expiry_seconds: 900,
-            signing_secret: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct WorkerConfig {
-    pub concurrency: u32,
-    pub threads: u32,
-    pub job_types: Vec<String>,
-    pub worker_id: String,
-    pub claim_batch: u32,
-    pub prefetch_ms: u64,
-    pub lease_seconds: u64,
-    pub heartbeat_seconds: u64,
-    pub poll_interval_ms: u64,
-    pub listen: bool,
-    pub rescue_interval_seconds: u64,
-    pub max_attempts: u32,
-    pub backoff_base_ms: u64,
-    pub backoff_max_ms: u64,
-    pub handler_timeout_seconds: u64,
-    pub shutdown_grace_seconds: u64,
-    pub async_commit: bool,
-    pub segment_retention_seconds: u64,
-    pub metrics_listen: String,
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            concurrency: 16,
-            threads: 1,
-            job_types: Vec::new(),
-            worker_id: String::new(),
-            claim_batch: 300,
-            prefetch_ms: 10,
-            lease_seconds: 30,
-            heartbeat_seconds: 5,
-            poll_interval_ms: 1000,
-            listen: true,
-            rescue_interval_seconds: 5,
-            max_attempts: 5,
-            backoff_base_ms: 1000,
-            backoff_max_ms: 300_000,
-            handler_timeout_seconds: 1800,
-            shutdown_grace_seconds: 30,
-            async_commit: true,
-            segment_retention_seconds: 604_800,
-            metrics_listen: String::new(),
-        }
-    }
-}
-
-/// The pipeline's engines: which implementation of each, and how to reach HTTP ones.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct EnginesConfig {
-    /// `pocketsphinx` or `openai` (an OpenAI-compatible transcription server).
-    pub speech_to_text: String,
-    pub speech_to_text_url: String,
-    pub speech_to_text_model: String,
-    pub speech_to_text_api_key: String,
-    /// `apertium` or `libretranslate`.
-    pub translator: String,
-    pub translator_url: String,
-    pub translator_api_key: String,
-    /// `espeak-ng` or `openai` (an OpenAI-compatible speech server).
-    pub text_to_speech: String,
-    pub text_to_speech_url: String,
-    pub text_to_speech_model: String,
-    pub text_to_speech_voice: String,
-    pub text_to_speech_api_key: String,
-    /// espeak-ng's speaking rate.
-    pub espeak_words_per_minute: u32,
-    /// Limit on one request to an HTTP engine, connection included.
-    pub http_timeout_seconds: u64,
-}
-
-impl Default for EnginesConfig {
-    fn default() -> Self {
-        Self {
-            speech_to_text: "pocketsphinx".into(),
-            speech_to_text_url: String::new(),
-            speech_to_text_model: "whisper-1".into(),
-            speech_to_text_api_key: String::new(),
-            translator: "apertium".into(),
-            translator_url: String::new(),
-            translator_api_key: String::new(),
-            text_to_speech: "espeak-ng".into(),
-            text_to_speech_url: String::new(),
-            text_to_speech_model: "tts-1".into(),
-            text_to_speech_voice: "alloy".into(),
-            text_to_speech_api_key: String::new(),
-            espeak_words_per_minute: 160,
-            http_timeout_seconds: 120,
-        }
-    }
-}
-
-impl EnginesConfig {
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        let http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-        // Each engine: its setting, the choices, the one that is HTTP, and its URL setting.
-        let engines = [
-            (
-                "engines.speech_to_text",
-                &self.speech_to_text,
-                ["pocketsphinx", "openai"],
-                "engines.speech_to_text_url",
-                &self.speech_to_text_url,
-            ),
-            (
-                "engines.translator",
-                &self.translator,
-                ["apertium", "libretranslate"],
-                "engines.translator_url",
-                &self.translator_url,
-            ),
-            (
-                "engines.text_to_speech",
-                &self.text_to_speech,
-                ["espeak-ng", "openai"],
-                "engines.text_to_speech_url",
-                &self.text_to_speech_url,
-            ),
-        ];
-        for (setting, value, choices, url_setting, url) in engines {
-            if !choices.contains(&value.as_str()) {
-                return Err((
-                    setting,
-                    format!("`{value}` is not one of {}", choices.join(", ")),
-                ));
-            }
-            if value == choices[1] && !http(url) {
-                return Err((
-                    url_setting,
-                    format!("`{url}` is not an http(s) URL, and {setting} = \"{value}\" needs one"),
-                ));
-            }
-        }
-        if !(80..=450).contains(&self.espeak_words_per_minute) {
-            return Err((
-                "engines.espeak_words_per_minute",
-                "must be between 80 and 450".into(),
-            ));
-        }
-        if self.http_timeout_seconds == 0 {
-            return Err((
-                "engines.http_timeout_seconds",
-                "must be greater than 0".into(),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// Where to look for the configuration and what overrides it.
@@ -425,7 +196,7 @@ impl Loader {
     }
 }
 
-fn defaults_table() -> Table {
+pub(super) fn defaults_table() -> Table {
     match Value::try_from(Config::default()) {
         Ok(Value::Table(t)) => t,
         _ => unreachable!("the default configuration serialises to a table"),
@@ -500,144 +271,6 @@ fn parse_as(default: &Value, raw: &str) -> Result<Value, String> {
     }
 }
 
-impl Config {
-    /// Semantic checks serde cannot express. Returns the offending setting and why.
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        fn positive(name: &'static str, v: u64) -> Result<(), (&'static str, String)> {
-            if v == 0 {
-                return Err((name, "must be greater than 0".into()));
-            }
-            Ok(())
-        }
-        let d = &self.database;
-        if d.url.parse::<tokio_postgres::Config>().is_err() {
-            return Err((
-                "database.url",
-                format!("`{}` is not a PostgreSQL connection URL", d.url),
-            ));
-        }
-        positive("database.pool_size", d.pool_size.into())?;
-        positive(
-            "database.connect_timeout_seconds",
-            d.connect_timeout_seconds,
-        )?;
-
-        let s = &self.storage;
-        match s.backend.as_str() {
-            "local" => {
-                if s.local_dir.is_empty() {
-                    return Err(("storage.local_dir", "must not be empty".into()));
-                }
-            }
-            "s3" => {
-                if s.s3_bucket.is_empty() {
-                    return Err(("storage.s3_bucket", "must not be empty".into()));
-                }
-                let http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-                if !s.s3_endpoint.is_empty() && !http(&s.s3_endpoint) {
-                    return Err((
-                        "storage.s3_endpoint",
-                        format!("`{}` is not an http(s) URL", s.s3_endpoint),
-                    ));
-                }
-            }
-            other => {
-                return Err((
-                    "storage.backend",
-                    format!("`{other}` is not a storage backend (local or s3)"),
-                ));
-            }
-        }
-        positive(
-            "storage.s3_retry_timeout_seconds",
-            s.s3_retry_timeout_seconds,
-        )?;
-        positive("storage.url_expiry_seconds", s.url_expiry_seconds)?;
-        // S3 refuses presigned URLs that claim to live longer than a week.
-        if s.url_expiry_seconds > 604_800 {
-            return Err((
-                "storage.url_expiry_seconds",
-                "must be at most 604800 (7 days, the longest S3 accepts)".into(),
-            ));
-        }
-        // Empty is allowed: a worker never signs URLs, and Storage::signed_url says what
-        // is missing when an API process tries. A short secret is refused because anyone
-        // who guesses it can read and write every object.
-        if !s.signing_secret.is_empty() && s.signing_secret.len() < 32 {
-            return Err((
-                "storage.signing_secret",
-                "must be empty or at least 32 characters long".into(),
-            ));
-        }
-
-        let w = &self.worker;
-        positive("worker.concurrency", w.concurrency.into())?;
-        positive("worker.claim_batch", w.claim_batch.into())?;
-        positive("worker.lease_seconds", w.lease_seconds)?;
-        positive("worker.heartbeat_seconds", w.heartbeat_seconds)?;
-        if w.heartbeat_seconds * 2 > w.lease_seconds {
-            return Err((
-                "worker.heartbeat_seconds",
-                format!(
-                    "must be at most half of worker.lease_seconds ({}) so a lease is renewed before it expires",
-                    w.lease_seconds
-                ),
-            ));
-        }
-        positive("worker.threads", w.threads.into())?;
-        if w.threads > 64 {
-            return Err((
-                "worker.threads",
-                "must be at most 64: the worker's own work is waiting on the database, storage and engine processes".into(),
-            ));
-        }
-        if w.prefetch_ms > 1000 {
-            return Err((
-                "worker.prefetch_ms",
-                "must be at most 1000: prefetched segments wait leased where no other worker can take them".into(),
-            ));
-        }
-        positive("worker.poll_interval_ms", w.poll_interval_ms)?;
-        positive("worker.rescue_interval_seconds", w.rescue_interval_seconds)?;
-        positive("worker.max_attempts", w.max_attempts.into())?;
-        if w.backoff_max_ms < w.backoff_base_ms {
-            return Err((
-                "worker.backoff_max_ms",
-                "must be at least worker.backoff_base_ms".into(),
-            ));
-        }
-        positive("worker.handler_timeout_seconds", w.handler_timeout_seconds)?;
-        if !w.metrics_listen.is_empty() && w.metrics_listen.parse::<std::net::SocketAddr>().is_err()
-        {
-            return Err((
-                "worker.metrics_listen",
-                format!(
-                    "`{}` is not an address to listen on (such as 127.0.0.1:9464); empty serves no metrics",
-                    w.metrics_listen
-                ),
-            ));
-        }
-
-        self.api.validate()?;
-        self.engines.validate()?;
-        self.pipeline.validate()?;
-        self.pricing.validate()?;
-        self.polar.validate()?;
-        Ok(())
-    }
-
-    /// The worker id used in `locked_by`: configured, or `hostname-pid`.
-    pub fn worker_id(&self) -> String {
-        if !self.worker.worker_id.is_empty() {
-            return self.worker.worker_id.clone();
-        }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "worker".into());
-        format!("{host}-{}", std::process::id())
-    }
-}
-
 /// Flags every binary takes.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CommonArgs {
@@ -677,11 +310,12 @@ impl CommonArgs {
     }
 }
 
+/// Loaders over a given environment, for the sections' tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(super) mod testing {
+    use super::Loader;
 
-    fn loader(env: &[(&str, &str)]) -> Loader {
+    pub fn loader(env: &[(&str, &str)]) -> Loader {
         Loader::default().env(
             env.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -689,11 +323,21 @@ mod tests {
         )
     }
 
-    fn write(text: &str) -> tempfile::NamedTempFile {
+    pub fn write(text: &str) -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), text).unwrap();
         f
     }
+
+    pub fn err(l: Loader) -> String {
+        l.load().unwrap_err().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{err, loader, write};
+    use super::*;
 
     #[test]
     fn defaults_are_valid() {
@@ -751,10 +395,6 @@ mod tests {
         .unwrap();
         assert_eq!(c.worker.job_types, vec!["noop", "subtitles"]);
         assert!(!c.worker.listen);
-    }
-
-    fn err(l: Loader) -> String {
-        l.load().unwrap_err().to_string()
     }
 
     #[test]
@@ -816,69 +456,6 @@ mod tests {
         let e = err(loader(&[("OCTAVIA_STORAGE_URL_EXPIRY_SECONDS", "604801")])
             .file(Some(empty.path().into())));
         assert!(e.contains("storage.url_expiry_seconds"), "{e}");
-    }
-
-    #[test]
-    fn engine_choices_and_their_urls_are_checked() {
-        let empty = write("");
-        let e = err(
-            loader(&[("OCTAVIA_ENGINES_TRANSLATOR", "google")]).file(Some(empty.path().into()))
-        );
-        assert!(
-            e.contains("engines.translator") && e.contains("google"),
-            "{e}"
-        );
-        let e =
-            err(loader(&[("OCTAVIA_ENGINES_SPEECH_TO_TEXT", "openai")])
-                .file(Some(empty.path().into())));
-        assert!(e.contains("engines.speech_to_text_url"), "{e}");
-        let c = loader(&[
-            ("OCTAVIA_ENGINES_TEXT_TO_SPEECH", "openai"),
-            ("OCTAVIA_ENGINES_TEXT_TO_SPEECH_URL", "http://tts:8000"),
-        ])
-        .file(Some(empty.path().into()))
-        .load()
-        .unwrap();
-        assert_eq!(c.engines.text_to_speech, "openai");
-        let e = err(loader(&[("OCTAVIA_ENGINES_ESPEAK_WORDS_PER_MINUTE", "20")])
-            .file(Some(empty.path().into())));
-        assert!(e.contains("engines.espeak_words_per_minute"), "{e}");
-    }
-
-    #[test]
-    fn pipeline_settings_are_checked() {
-        let empty = write("");
-        let c = loader(&[
-            ("OCTAVIA_PIPELINE_SEGMENT_SECONDS", "5"),
-            ("OCTAVIA_PIPELINE_MAX_TEMPO", "1.5"),
-        ])
-        .file(Some(empty.path().into()))
-        .load()
-        .unwrap();
-        assert_eq!(c.pipeline.segment_seconds, 5);
-        assert_eq!(c.pipeline.max_tempo, 1.5);
-        for (var, value, setting) in [
-            (
-                "OCTAVIA_PIPELINE_SEGMENT_SECONDS",
-                "0",
-                "pipeline.segment_seconds",
-            ),
-            ("OCTAVIA_PIPELINE_MAX_TEMPO", "0.9", "pipeline.max_tempo"),
-            ("OCTAVIA_PIPELINE_MIN_TEMPO", "9", "pipeline.min_tempo"),
-            (
-                "OCTAVIA_PIPELINE_SILENCE_NOISE_DB",
-                "3",
-                "pipeline.silence_noise_db",
-            ),
-            (
-                "OCTAVIA_PIPELINE_SUBTITLE_BATCH_CUES",
-                "0",
-                "pipeline.subtitle_batch_cues",
-            ),
-        ] {
-            let e = err(loader(&[(var, value)]).file(Some(empty.path().into())));
-            assert!(e.contains(setting) && e.contains(var), "{e}");
-        }
     }
 
     #[test]
