@@ -87,15 +87,3 @@ pub async fn execute<C: GenericClient + Sync>(
     let statement = client.prepare_cached(sql).await?;
     Ok(client.execute(&statement, params).await?)
 }
-
-/// What every process does at start-up: migrate unless `database.migrate_on_start` is off,
-/// then open the pool.
-pub async fn prepare(config: &crate::Config) -> Result<Pool> {
-    if config.database.migrate_on_start {
-        let applied = crate::migrate::run_url(&config.database.url).await?;
-        if !applied.is_empty() {
-            tracing::info!(?applied, "migrations applied");
-        }
-    }
-    pool(&config.database)
-}

@@ -17,6 +17,7 @@ pub mod migrate;
 pub mod pg;
 pub mod pipeline;
 pub mod queue;
+pub mod shutdown;
 pub mod sql;
 pub mod storage;
 pub mod telemetry;

@@ -31,6 +31,18 @@ pub async fn run(client: &mut Client) -> Result<Vec<String>> {
         .collect())
 }
 
+/// What every process does at start-up: migrate unless `database.migrate_on_start` is off,
+/// then open the pool.
+pub async fn prepare(config: &crate::Config) -> Result<deadpool_postgres::Pool> {
+    if config.database.migrate_on_start {
+        let applied = run_url(&config.database.url).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrations applied");
+        }
+    }
+    crate::db::pool(&config.database)
+}
+
 /// Connects to `url`, migrates and disconnects.
 pub async fn run_url(url: &str) -> Result<Vec<String>> {
     let mut client = crate::db::connect(url).await?;

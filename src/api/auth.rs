@@ -6,8 +6,8 @@
 //! entropy, so an unsalted fast hash is enough to make a copy of the table useless, and it
 //! lets the lookup be one indexed equality.
 
-use super::ApiState;
 use super::error::ApiError;
+use super::state::ApiState;
 use crate::{db, sql};
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};

@@ -10,11 +10,11 @@
 //! then finds the key taken and answers with the job the first one created: it charges
 //! nothing. The workers are woken once the creation has committed.
 
-use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ErrorBody, check_json};
 use super::jobs::{self, JobResponse};
-use super::{projects, uploads};
+use super::state::ApiState;
+use super::{media, projects};
 use crate::credits;
 use crate::job::{JobType, MediaType};
 use crate::queue::enqueue::{self, Created, Idempotency, PaidJob};
@@ -53,7 +53,7 @@ pub fn price(rate: i64, input_ms: Option<u64>) -> i64 {
 
 /// Milliseconds of input a job on `media` is priced by: the time its cues are shown for
 /// subtitles, the duration for audio and video.
-fn input_ms(media: &uploads::MediaRow) -> u64 {
+fn input_ms(media: &media::MediaRow) -> u64 {
     if media.media_type.as_deref() == Some(MediaType::Subtitle.as_str())
         && let Some(ms) = media.metadata["cues_ms"].as_u64()
     {
@@ -214,7 +214,7 @@ pub async fn create_job(
             )));
         }
         (Some(id), accepted) => {
-            let media = uploads::load(&client, id)
+            let media = media::load(&client, id)
                 .await?
                 .filter(|m| m.user_id == Some(caller.user_id))
                 .ok_or(ApiError::NotFound("media"))?;

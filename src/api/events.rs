@@ -5,7 +5,7 @@
 //! id whenever its status or progress changes, and the worker sends the ids of the jobs
 //! its queue statements changed after they commit, many per notification
 //! ([`crate::queue::job_events`]). Each API process holds one LISTEN connection
-//! ([`JobEvents`]), reconnecting with backoff, and fans the ids out to its streams over a
+//! ([`super::JobEvents`]), reconnecting with backoff, and fans the ids out to its streams over a
 //! broadcast channel; a stream re-reads its job's row on each of its notifications and
 //! sends what changed. A stream subscribes before it reads the job the first time, so a
 //! change between the two is not missed. Notifications are lost while the connection is
@@ -13,89 +13,22 @@
 //! channel (it re-reads then too), and every stream also re-reads every few seconds, so a
 //! lost notification delays an update, never loses it.
 
-use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ErrorBody};
+use super::feed::{POLL, Signal};
 use super::jobs;
+use super::state::ApiState;
 use crate::job::JobStatus;
-use crate::queue::{job_events, listener};
 use crate::{db, sql};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Serialize;
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-/// LISTEN is a utility statement (it cannot be prepared, so it is not in `sql/`); the
-/// channel is the one migration V3's trigger notifies.
-const LISTEN: &str = "LISTEN octavia_job_events";
-
-/// Notifications buffered per stream before it lags (and then re-reads).
-const BUFFER: usize = 1024;
-
-/// Every stream re-reads its job this often even without a notification.
-const POLL: Duration = Duration::from_secs(5);
-
-/// What the listener tells the streams.
-#[derive(Debug, Clone, Copy)]
-enum Signal {
-    /// This job's status or progress changed.
-    Job(Uuid),
-    /// Notifications may have been lost (the listener reconnected): everyone re-reads.
-    Resync,
-}
-
-/// The API process's LISTEN connection and the streams' broadcast channel.
-#[derive(Clone)]
-pub struct JobEvents {
-    sender: broadcast::Sender<Signal>,
-    connected: Arc<AtomicBool>,
-}
-
-impl JobEvents {
-    /// Listens on `url` until `stop` is cancelled.
-    pub fn start(url: String, stop: CancellationToken) -> JobEvents {
-        let (sender, _) = broadcast::channel(BUFFER);
-        let to_streams = sender.clone();
-        // No receiver is not an error: there may be no stream open.
-        let listener = listener::Listener::start(
-            url,
-            LISTEN,
-            move |event| match event {
-                listener::Event::Notification(payload) => {
-                    for id in job_events::parse(&payload) {
-                        let _ = to_streams.send(Signal::Job(id));
-                    }
-                }
-                // Whatever changed while nobody listened: every stream looks again.
-                listener::Event::Listening => {
-                    let _ = to_streams.send(Signal::Resync);
-                }
-            },
-            stop,
-        );
-        JobEvents {
-            sender,
-            connected: listener.connected_flag(),
-        }
-    }
-
-    /// Whether the LISTEN is in place right now.
-    pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::SeqCst)
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<Signal> {
-        self.sender.subscribe()
-    }
-}
 
 /// One event of a job's stream (SSE event name `job`).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]

@@ -1,8 +1,8 @@
 //! Probes for load balancers and orchestrators: `/healthz` (the process answers) and
 //! `/readyz` (it can do its work: the database is reachable and its schema current).
 
-use super::ApiState;
 use super::error::{ApiError, ErrorBody};
+use super::state::ApiState;
 use crate::{db, migrate, sql};
 use axum::extract::State;
 use serde::Serialize;

@@ -1,9 +1,9 @@
 //! What a completed upload turns out to be: subtitles are read and parsed, audio and video
 //! probed with ffprobe where they lie, reading only the headers it needs.
 
-use super::ApiState;
 use super::error::ApiError;
-use super::uploads::MediaRow;
+use super::media::MediaRow;
+use super::state::ApiState;
 use crate::pipeline::process::{self, FFPROBE};
 use crate::pipeline::{PipelineError, subtitles as srt};
 use serde_json::{Value, json};

@@ -2,10 +2,10 @@
 //! jobs, cancel and retry (the queue's own semantics, see [`crate::queue::admin`]).
 //! Creating one is [`super::create`].
 
-use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
-use super::uploads::{self, Link};
+use super::media::{self, Link};
+use super::state::ApiState;
 use crate::job::{JobStatus, JobView, SegmentStatus};
 use crate::queue::admin;
 use crate::{db, sql};
@@ -123,13 +123,13 @@ pub async fn response<C: GenericClient + Sync>(
     segments.completed = segments.completed.max(job.segments_done.into());
     let output = match job.output_media_id {
         Some(media_id) if job.status == JobStatus::Completed => {
-            match uploads::load(client, media_id).await? {
+            match media::load(client, media_id).await? {
                 Some(media) => Some(JobOutput {
                     media_id,
                     mimetype: media.mimetype.clone(),
                     size_bytes: media.size_bytes,
                     duration_seconds: media.duration_seconds,
-                    download: uploads::download_link(state, &media.s3_key).await,
+                    download: media::download_link(state, &media.s3_key).await,
                 }),
                 None => None,
             }

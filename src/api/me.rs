@@ -1,8 +1,8 @@
 //! `GET /api/me`: the signed-in user's account, balance and recent credit movements.
 
-use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
+use super::state::ApiState;
 use crate::{db, sql};
 use axum::extract::State;
 use chrono::{DateTime, Utc};

@@ -4,18 +4,12 @@
 //! The `metrics` macros record into one global recorder per process
 //! ([`crate::telemetry::metrics`]; tests start several APIs and workers, which share it).
 
-use super::ApiState;
+use super::state::ApiState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::time::Instant;
-
-/// The process's recorder handle (see [`crate::telemetry::metrics`]).
-pub fn handle() -> PrometheusHandle {
-    crate::telemetry::metrics()
-}
 
 /// Counts and times every request under its route's pattern (never the raw path, whose
 /// ids would make a new series per job).

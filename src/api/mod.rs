@@ -2,11 +2,14 @@
 //! rows, signs storage URLs and reports. It never touches media bytes itself, except
 //! through the local store's signed routes, which stand in for S3's presigned URLs.
 //!
-//! One module per concept: [`auth`] (bearer tokens), `sessions`, `projects`, `uploads`
-//! (and media), `jobs` and `create` (job creation with its credits and idempotency),
-//! `events` (live progress over SSE), `me`, `webhooks` (Polar payments),
-//! `inspect` (what an upload is), `storage_routes` (the local store's signed links), `health`, `metrics`, `openapi`; and
-//! [`error`], the one error type every route answers with.
+//! One module per concept: [`auth`] (bearer tokens), `sessions`, `projects`, `uploads`,
+//! `media` (media rows and their download links), `jobs` and `create` (job creation with
+//! its price and idempotency), `events` (live progress over SSE, fed by `feed`, the
+//! process's LISTEN connection), `me`, `webhooks` (Polar payments), `inspect` (what an
+//! upload is), `storage_routes` (the local store's signed links), `health`, `metrics`,
+//! `openapi`; `state`, what every route shares; and [`error`], the one error type every
+//! route answers with. Routes need the job model and the queue, never the job types'
+//! implementations.
 //!
 //! [`router`] builds the whole application from the handlers' `#[utoipa::path]`
 //! annotations, so the OpenAPI document at `/api/openapi.json` lists exactly the routes
@@ -16,34 +19,34 @@ pub mod auth;
 mod create;
 pub mod error;
 mod events;
+mod feed;
 mod health;
 mod inspect;
 mod jobs;
 mod me;
+mod media;
 mod metrics;
 mod openapi;
 mod projects;
 mod sessions;
+mod state;
 mod storage_routes;
 mod uploads;
 mod webhooks;
 
 pub use auth::Caller;
 pub use error::ApiError;
-pub use events::{JobEvent, JobEvents};
-pub use openapi::document;
+pub use events::JobEvent;
+pub use feed::JobEvents;
+pub use state::ApiState;
 
 use crate::Config;
-use crate::error::Result;
-use crate::storage::Storage;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use deadpool_postgres::Pool;
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,49 +60,9 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// What every handler shares. Cloning is cheap: every field is a handle.
-#[derive(Clone)]
-pub struct ApiState {
-    pub pool: Pool,
-    pub storage: Storage,
-    pub config: Arc<Config>,
-    pub events: JobEvents,
-    pub metrics: PrometheusHandle,
-    /// Wakes the workers once jobs are created.
-    pub waker: crate::queue::waker::Waker,
-    /// Cancelled when the server shuts down: ends live event streams, which would
-    /// otherwise keep a graceful shutdown waiting forever.
-    pub shutdown: CancellationToken,
-}
-
-impl ApiState {
-    /// Opens the object store and starts listening for job events (until `shutdown`).
-    /// With the local store, `storage.signing_secret` must be set: every upload and
-    /// download link the API hands out is signed with it, so starting without one would
-    /// only fail later, request by request.
-    pub fn new(config: Config, pool: Pool, shutdown: CancellationToken) -> Result<ApiState> {
-        if config.storage.backend == "local" && config.storage.signing_secret.is_empty() {
-            return Err(crate::Error::Invalid(
-                "storage.signing_secret is empty: with the local store the API signs its upload \
-                 and download links with it; set it (OCTAVIA_STORAGE_SIGNING_SECRET) to at least \
-                 32 random characters, the same on every API process"
-                    .into(),
-            ));
-        }
-        let storage =
-            Storage::from_config(&config.storage)?.with_public_url(&config.api.public_url)?;
-        let events = JobEvents::start(config.database.url.clone(), shutdown.clone());
-        let waker = crate::queue::waker::Waker::start(pool.clone(), shutdown.clone());
-        Ok(ApiState {
-            waker,
-            pool,
-            storage,
-            config: Arc::new(config),
-            events,
-            metrics: metrics::handle(),
-            shutdown,
-        })
-    }
+/// The whole OpenAPI document, as `/api/openapi.json` serves it.
+pub fn document() -> utoipa::openapi::OpenApi {
+    routes(&Config::default()).into_openapi()
 }
 
 /// Every route with its documentation. Routes under the request timeout and body limit are
@@ -114,7 +77,7 @@ fn routes(config: &Config) -> OpenApiRouter<ApiState> {
         .routes(routes!(projects::create, projects::list))
         .routes(routes!(uploads::create))
         .routes(routes!(uploads::complete))
-        .routes(routes!(uploads::media))
+        .routes(routes!(media::get))
         .routes(routes!(create::create_job, jobs::list))
         .routes(routes!(jobs::get))
         .routes(routes!(jobs::cancel))

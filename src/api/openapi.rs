@@ -51,12 +51,6 @@ pub fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// The whole document, as `/api/openapi.json` serves it.
-pub fn document() -> utoipa::openapi::OpenApi {
-    let config = crate::Config::default();
-    super::routes(&config).into_openapi()
-}
-
 /// This document.
 #[utoipa::path(
     get,

@@ -1,8 +1,8 @@
 //! Projects: a user's folders for media and jobs.
 
-use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ErrorBody, check_text};
+use super::state::ApiState;
 use crate::{db, sql};
 use axum::extract::State;
 use axum::http::StatusCode;

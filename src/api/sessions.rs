@@ -1,8 +1,8 @@
 //! Sessions: signing in with email and password for a bearer token, and signing out.
 
-use super::ApiState;
 use super::auth::{self, Caller};
 use super::error::{ApiError, ApiJson, ErrorBody};
+use super::state::ApiState;
 use crate::{db, sql, users};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;

@@ -8,8 +8,8 @@
 //! the request timeout and body limit of the other routes; `api.max_upload_bytes` bounds
 //! them instead.
 
-use super::ApiState;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use super::state::ApiState;
 use crate::storage::{Method, SignatureError};
 use axum::body::{Body, Bytes};
 use axum::extract::State;

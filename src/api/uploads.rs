@@ -4,19 +4,18 @@
 //! `POST /api/uploads/{id}/complete` checks the object is there and records its size and
 //! duration. Jobs take only completed uploads as input: their price depends on it.
 
-use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody, check_text};
+use super::media::{Link, Media, download_link, load};
+use super::state::ApiState;
 use super::{inspect, projects};
 use crate::job::MediaType;
-use crate::storage::{self, SignedUrl};
+use crate::storage::{self};
 use crate::{db, sql};
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -34,131 +33,11 @@ pub struct NewUpload {
     pub mimetype: Option<String>,
 }
 
-/// A URL usable without credentials until `expires_at`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Link {
-    pub url: String,
-    /// `PUT` (send the file's bytes as the body) or `GET`.
-    pub method: String,
-    pub expires_at: DateTime<Utc>,
-}
-
-impl From<SignedUrl> for Link {
-    fn from(s: SignedUrl) -> Self {
-        Link {
-            url: s.url,
-            method: s.method.to_string(),
-            expires_at: s.expires_at,
-        }
-    }
-}
-
-/// A media file: an upload, or a job's output.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Media {
-    pub id: Uuid,
-    pub project_id: Option<Uuid>,
-    pub media_type: Option<String>,
-    pub file_name: Option<String>,
-    /// `pending` until the upload is completed, then `uploaded`.
-    pub status: String,
-    pub size_bytes: Option<i64>,
-    pub duration_seconds: Option<f64>,
-    pub mimetype: Option<String>,
-    /// For a job's output: the input it was made from.
-    pub derived_from: Option<Uuid>,
-    pub created_at: Option<DateTime<Utc>>,
-    /// Where to download it (uploaded files only).
-    pub download: Option<Link>,
-}
-
 /// The recorded upload and where to PUT its bytes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadCreated {
     pub media: Media,
     pub upload: Link,
-}
-
-/// A `media_files` row.
-#[derive(Debug, Clone)]
-pub struct MediaRow {
-    pub id: Uuid,
-    pub user_id: Option<Uuid>,
-    pub project_id: Option<Uuid>,
-    pub s3_key: String,
-    pub media_type: Option<String>,
-    pub duration_seconds: Option<f64>,
-    pub size_bytes: Option<i64>,
-    pub mimetype: Option<String>,
-    pub metadata: Value,
-    pub created_at: Option<DateTime<Utc>>,
-    pub derived_from: Option<Uuid>,
-}
-
-impl MediaRow {
-    /// Whether the bytes are in storage: a completed upload, or a file a worker wrote
-    /// (which has no `upload` state at all).
-    pub fn is_uploaded(&self) -> bool {
-        self.metadata.get("upload").is_none_or(|u| u == "complete")
-    }
-
-    fn view(&self, download: Option<Link>) -> Media {
-        Media {
-            id: self.id,
-            project_id: self.project_id,
-            media_type: self.media_type.clone(),
-            file_name: self.metadata["file_name"]
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| self.s3_key.rsplit('/').next().map(str::to_string)),
-            status: if self.is_uploaded() {
-                "uploaded"
-            } else {
-                "pending"
-            }
-            .into(),
-            size_bytes: self.size_bytes,
-            duration_seconds: self.duration_seconds,
-            mimetype: self.mimetype.clone(),
-            derived_from: self.derived_from,
-            created_at: self.created_at,
-            download,
-        }
-    }
-}
-
-pub async fn load<C: GenericClient + Sync>(
-    client: &C,
-    id: Uuid,
-) -> Result<Option<MediaRow>, ApiError> {
-    Ok(db::query_opt(client, sql::MEDIA_BY_ID, &[&id])
-        .await?
-        .map(|r| MediaRow {
-            id: r.get(0),
-            user_id: r.get(1),
-            project_id: r.get(2),
-            s3_key: r.get(3),
-            media_type: r.get(4),
-            duration_seconds: r.get(5),
-            size_bytes: r.get(6),
-            mimetype: r.get(7),
-            metadata: r.get::<_, Option<Value>>(8).unwrap_or_default(),
-            created_at: r.get(9),
-            derived_from: r.get(10),
-        }))
-}
-
-/// A download link for a stored media file. A store that cannot sign (a local store
-/// without `storage.signing_secret`) is a deployment error: logged, and the link left out
-/// so the rest of the answer still arrives.
-pub async fn download_link(state: &ApiState, key: &str) -> Option<Link> {
-    match state.storage.download_url(key).await {
-        Ok(url) => Some(url.into()),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot sign a download link");
-            None
-        }
-    }
 }
 
 /// The file name as it goes into the object key: only characters every store and URL
@@ -383,38 +262,6 @@ pub async fn complete(
         .await?
         .ok_or(ApiError::NotFound("upload"))?;
     let link = download_link(&state, &media.s3_key).await;
-    Ok(axum::Json(media.view(link)))
-}
-
-/// A media file: an upload or a job's output, with a download link once it is stored.
-#[utoipa::path(
-    get,
-    path = "/api/media/{id}",
-    tag = "uploads",
-    params(("id" = Uuid, Path, description = "The media id")),
-    responses(
-        (status = 200, description = "The media file", body = Media),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 404, description = "No such media file of the caller's", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-pub async fn media(
-    State(state): State<ApiState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
-) -> Result<axum::Json<Media>, ApiError> {
-    let client = state.pool.get().await?;
-    let media = load(&client, id)
-        .await?
-        .filter(|m| caller.can_read(m.user_id))
-        .ok_or(ApiError::NotFound("media"))?;
-    let link = if media.is_uploaded() {
-        download_link(&state, &media.s3_key).await
-    } else {
-        None
-    };
     Ok(axum::Json(media.view(link)))
 }
 

@@ -15,8 +15,8 @@
 //! the Octavia user id when creating the checkout), else the user with the customer's
 //! email; credits come from `polar.products`.
 
-use super::ApiState;
 use super::error::{ApiError, ErrorBody};
+use super::state::ApiState;
 use crate::{credits, db, sql, users};
 use axum::body::Bytes;
 use axum::extract::State;

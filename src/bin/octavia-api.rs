@@ -4,9 +4,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use octavia::api::{self, ApiState};
 use octavia::config::CommonArgs;
+use octavia::shutdown;
 use std::process::ExitCode;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(name = "octavia-api", version, about = "Octavia HTTP API")]
@@ -42,32 +41,16 @@ async fn run(args: Args) -> Result<()> {
         loader = loader.flag("api.public_url", url, "--public-url");
     }
     let config = loader.load()?;
-    let pool = octavia::db::prepare(&config).await?;
+    let pool = octavia::migrate::prepare(&config).await?;
     let listener = tokio::net::TcpListener::bind(&config.api.listen)
         .await
         .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
-    let shutdown = CancellationToken::new();
+    let shutdown = shutdown::on_signals(shutdown::Messages {
+        first: "signal received: finishing requests in flight (a second signal exits at once)",
+        second: "second signal: exiting now",
+    })?;
     let state = ApiState::new(config, pool, shutdown.clone())?;
     tracing::info!(address = %listener.local_addr()?, "octavia-api listening");
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let first = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::info!(
-            "signal received: finishing requests in flight (a second signal exits at once)"
-        );
-        first.cancel();
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::warn!("second signal: exiting now");
-        std::process::exit(130);
-    });
     api::serve(listener, state, shutdown).await?;
     tracing::info!("octavia-api stopped");
     Ok(())

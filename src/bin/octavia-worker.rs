@@ -4,9 +4,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use octavia::config::CommonArgs;
 use octavia::job::JobType;
+use octavia::shutdown;
 use std::process::ExitCode;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -117,25 +116,11 @@ async fn run(config: octavia::config::Config) -> Result<()> {
             .await
             .context("this worker runs pipeline jobs (limit it with --job-types noop)")?;
     }
-    let pool = octavia::db::prepare(&config).await?;
-    let shutdown = CancellationToken::new();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let first = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::info!("signal received: finishing in-flight work (a second signal exits at once)");
-        first.cancel();
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::warn!("second signal: exiting now; leases will expire and be rescued");
-        std::process::exit(130);
-    });
+    let pool = octavia::migrate::prepare(&config).await?;
+    let shutdown = shutdown::on_signals(shutdown::Messages {
+        first: "signal received: finishing in-flight work (a second signal exits at once)",
+        second: "second signal: exiting now; leases will expire and be rescued",
+    })?;
     octavia::worker::Worker::new(config, pool, registry)?
         .run(shutdown)
         .await?;

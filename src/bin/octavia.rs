@@ -176,7 +176,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         _ => {}
     }
-    let pool = octavia::db::prepare(&config).await?;
+    let pool = octavia::migrate::prepare(&config).await?;
     let mut client = pool.get().await?;
     match cli.command {
         Command::Users(UsersCommand::Create {

@@ -1,9 +1,10 @@
 //! The local store's links: URLs to the API's own route that carry an expiry and an
 //! HMAC-SHA256 over method, key and expiry, since a directory cannot presign.
 
-use super::{LOCAL_ROUTE, Method, parse_key};
+use super::keys::{LOCAL_ROUTE, parse_key};
 use crate::error::{Error, Result};
 use hmac::{Hmac, KeyInit, Mac};
+use object_store::signer::Method;
 use object_store::signer::Url;
 use sha2::Sha256;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ pub enum SignatureError {
 #[derive(Clone)]
 pub(super) struct LocalLinks {
     pub(super) secret: Arc<[u8]>,
-    /// `api.public_url`, when [`super::Storage::with_public_url`] gave it.
+    /// `api.public_url`, when `Storage::with_public_url` gave it.
     pub(super) base: Option<Url>,
 }
 

@@ -6,7 +6,7 @@
 //! rule crosses. So a batch is sent as one call with each text on one line and a blank line
 //! between texts, and the output's non-blank lines are the translations, in order.
 
-use super::Translator;
+use super::traits::Translator;
 use crate::pipeline::process::{self, APERTIUM};
 use crate::pipeline::{Language, PipelineError, Result};
 use async_trait::async_trait;

@@ -1,6 +1,6 @@
 //! Text-to-speech with espeak-ng.
 
-use super::TextToSpeech;
+use super::traits::TextToSpeech;
 use crate::pipeline::media::{self, WORK_SPEC, wav::Wav};
 use crate::pipeline::process::{self, ESPEAK};
 use crate::pipeline::{Language, Result};

@@ -1,7 +1,7 @@
 //! The HTTP engines: OpenAI-compatible speech-to-text (`/v1/audio/transcriptions`) and
 //! text-to-speech (`/v1/audio/speech`), and LibreTranslate-compatible `/translate`.
 
-use super::{Phrase, SpeechToText, TextToSpeech, Translator};
+use super::traits::{Phrase, SpeechToText, TextToSpeech, Translator};
 use crate::pipeline::media::{self, WORK_SPEC, wav::Wav};
 use crate::pipeline::{Language, PipelineError, Result};
 use async_trait::async_trait;

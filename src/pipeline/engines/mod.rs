@@ -7,77 +7,21 @@ mod apertium;
 mod espeak;
 mod http;
 mod pocketsphinx;
+mod traits;
 
 pub use apertium::Apertium;
 pub use espeak::EspeakNg;
 pub(crate) use espeak::{TEST_MEDIA_WORDS_PER_MINUTE, espeak_to_wav};
 pub use http::{LibreTranslate, OpenAiSpeechToText, OpenAiTextToSpeech};
 pub use pocketsphinx::{Pocketsphinx, Word, group_words, parse_pocketsphinx};
+pub use traits::{Phrase, SpeechToText, TextToSpeech, Translator};
 
 use super::process::{self, APERTIUM, ESPEAK, FFMPEG, FFPROBE, POCKETSPHINX, Tool};
-use super::subtitles::Cue;
-use super::{Language, PipelineError, Result};
+use super::{PipelineError, Result};
 use crate::config::{Config, EnginesConfig};
-use async_trait::async_trait;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A stretch of recognized speech.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Phrase {
-    /// From the start of the transcribed audio.
-    pub start_ms: u64,
-    pub end_ms: u64,
-    pub text: String,
-}
-
-impl Phrase {
-    /// The phrase as a subtitle cue, moved by `offset_ms` (its segment's start in the file).
-    pub fn to_cue(&self, offset_ms: u64) -> Cue {
-        Cue::new(
-            offset_ms + self.start_ms,
-            offset_ms + self.end_ms,
-            self.text.clone(),
-        )
-    }
-}
-
-/// Turns speech into timed text.
-#[async_trait]
-pub trait SpeechToText: Send + Sync {
-    /// The engine's name, for logs and errors.
-    fn name(&self) -> &'static str;
-
-    /// Transcribes a 16 kHz mono 16-bit WAV (as [`crate::pipeline::media::extract_speech`]
-    /// writes) spoken in `language`, as phrases in order. Silence gives no phrases.
-    async fn transcribe(&self, wav: &Path, language: Language) -> Result<Vec<Phrase>>;
-}
-
-/// Translates text.
-#[async_trait]
-pub trait Translator: Send + Sync {
-    fn name(&self) -> &'static str;
-
-    /// Translates each of `texts` from `from` to `to`: one output per input, in order, in as
-    /// few calls to the engine as it allows. Line breaks inside a text are not kept.
-    async fn translate(
-        &self,
-        texts: &[String],
-        from: Language,
-        to: Language,
-    ) -> Result<Vec<String>>;
-}
-
-/// Turns text into speech.
-#[async_trait]
-pub trait TextToSpeech: Send + Sync {
-    fn name(&self) -> &'static str;
-
-    /// Speaks `text` in `language` into `out`, a WAV in the working format
-    /// ([`crate::pipeline::media::WORK_SPEC`]). Empty text gives an empty WAV.
-    async fn synthesize(&self, text: &str, language: Language, out: &Path) -> Result<()>;
-}
 
 /// One engine of each kind, as configured.
 #[derive(Clone)]

@@ -6,7 +6,7 @@
 //! `<sil>` is a pause, `[NOISE]`/`[SPEECH]`/`++…++` are fillers; a word's alternative
 //! pronunciation carries a suffix, `probably(2)`.
 
-use super::{Phrase, SpeechToText};
+use super::traits::{Phrase, SpeechToText};
 use crate::pipeline::media::wav::Wav;
 use crate::pipeline::process::{self, POCKETSPHINX};
 use crate::pipeline::{Language, PipelineError, Result};

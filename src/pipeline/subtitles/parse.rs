@@ -1,6 +1,6 @@
 //! The line-by-line parser behind SRT and WebVTT, and their timestamps.
 
-use super::Cue;
+use super::cue::Cue;
 use crate::pipeline::error::SubtitleError;
 
 /// Parses a timestamp: `HH:MM:SS,mmm`, `HH:MM:SS.mmm`, or `MM:SS.mmm` (hours left out,

@@ -1,0 +1,169 @@
+//! Media files (`media_files`) as the API reads and reports them: uploads and jobs'
+//! outputs, with the signed links that download them, and `GET /api/media/{id}`.
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiPath, ErrorBody};
+use super::state::ApiState;
+use crate::storage::SignedUrl;
+use crate::{db, sql};
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A URL usable without credentials until `expires_at`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Link {
+    pub url: String,
+    /// `PUT` (send the file's bytes as the body) or `GET`.
+    pub method: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<SignedUrl> for Link {
+    fn from(s: SignedUrl) -> Self {
+        Link {
+            url: s.url,
+            method: s.method.to_string(),
+            expires_at: s.expires_at,
+        }
+    }
+}
+
+/// A media file: an upload, or a job's output.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Media {
+    pub id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub media_type: Option<String>,
+    pub file_name: Option<String>,
+    /// `pending` until the upload is completed, then `uploaded`.
+    pub status: String,
+    pub size_bytes: Option<i64>,
+    pub duration_seconds: Option<f64>,
+    pub mimetype: Option<String>,
+    /// For a job's output: the input it was made from.
+    pub derived_from: Option<Uuid>,
+    pub created_at: Option<DateTime<Utc>>,
+    /// Where to download it (uploaded files only).
+    pub download: Option<Link>,
+}
+
+/// A `media_files` row.
+#[derive(Debug, Clone)]
+pub struct MediaRow {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub project_id: Option<Uuid>,
+    pub s3_key: String,
+    pub media_type: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub size_bytes: Option<i64>,
+    pub mimetype: Option<String>,
+    pub metadata: Value,
+    pub created_at: Option<DateTime<Utc>>,
+    pub derived_from: Option<Uuid>,
+}
+
+impl MediaRow {
+    /// Whether the bytes are in storage: a completed upload, or a file a worker wrote
+    /// (which has no `upload` state at all).
+    pub fn is_uploaded(&self) -> bool {
+        self.metadata.get("upload").is_none_or(|u| u == "complete")
+    }
+
+    pub fn view(&self, download: Option<Link>) -> Media {
+        Media {
+            id: self.id,
+            project_id: self.project_id,
+            media_type: self.media_type.clone(),
+            file_name: self.metadata["file_name"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| self.s3_key.rsplit('/').next().map(str::to_string)),
+            status: if self.is_uploaded() {
+                "uploaded"
+            } else {
+                "pending"
+            }
+            .into(),
+            size_bytes: self.size_bytes,
+            duration_seconds: self.duration_seconds,
+            mimetype: self.mimetype.clone(),
+            derived_from: self.derived_from,
+            created_at: self.created_at,
+            download,
+        }
+    }
+}
+
+/// The media row `id`, whoever owns it (visibility is the caller's to check).
+pub async fn load<C: GenericClient + Sync>(
+    client: &C,
+    id: Uuid,
+) -> Result<Option<MediaRow>, ApiError> {
+    Ok(db::query_opt(client, sql::MEDIA_BY_ID, &[&id])
+        .await?
+        .map(|r| MediaRow {
+            id: r.get("id"),
+            user_id: r.get("user_id"),
+            project_id: r.get("project_id"),
+            s3_key: r.get("s3_key"),
+            media_type: r.get("media_type"),
+            duration_seconds: r.get("duration_seconds"),
+            size_bytes: r.get("size_bytes"),
+            mimetype: r.get("mimetype"),
+            metadata: r.get::<_, Option<Value>>("metadata").unwrap_or_default(),
+            created_at: r.get("created_at"),
+            derived_from: r.get("derived_from"),
+        }))
+}
+
+/// A download link for a stored media file. A store that cannot sign (a local store
+/// without `storage.signing_secret`) is a deployment error: logged, and the link left out
+/// so the rest of the answer still arrives.
+pub async fn download_link(state: &ApiState, key: &str) -> Option<Link> {
+    match state.storage.download_url(key).await {
+        Ok(url) => Some(url.into()),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot sign a download link");
+            None
+        }
+    }
+}
+
+/// A media file: an upload or a job's output, with a download link once it is stored.
+#[utoipa::path(
+    get,
+    path = "/api/media/{id}",
+    operation_id = "media",
+    tag = "uploads",
+    params(("id" = Uuid, Path, description = "The media id")),
+    responses(
+        (status = 200, description = "The media file", body = Media),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such media file of the caller's", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<axum::Json<Media>, ApiError> {
+    let client = state.pool.get().await?;
+    let media = load(&client, id)
+        .await?
+        .filter(|m| caller.can_read(m.user_id))
+        .ok_or(ApiError::NotFound("media"))?;
+    let link = if media.is_uploaded() {
+        download_link(&state, &media.s3_key).await
+    } else {
+        None
+    };
+    Ok(axum::Json(media.view(link)))
+}
