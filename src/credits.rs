@@ -32,7 +32,7 @@ pub struct Reservation {
 /// writes what the credits pay for.
 pub async fn debit<C: GenericClient + Sync>(client: &C, user_id: Uuid, amount: i64) -> Result<i64> {
     if let Some(row) = db::query_opt(client, sql::DEBIT_USER, &[&user_id, &amount]).await? {
-        return Ok(row.get(0));
+        return Ok(row.get("credits"));
     }
     Err(Error::InsufficientCredits {
         price: amount,
@@ -44,7 +44,7 @@ pub async fn debit<C: GenericClient + Sync>(client: &C, user_id: Uuid, amount: i
 pub async fn balance<C: GenericClient + Sync>(client: &C, user_id: Uuid) -> Result<i64> {
     db::query_opt(client, sql::USER_BALANCE, &[&user_id])
         .await?
-        .map(|r| r.get::<_, Option<i64>>(0).unwrap_or(0))
+        .map(|r| r.get::<_, Option<i64>>("credits").unwrap_or(0))
         .ok_or_else(|| Error::NotFound {
             what: "user",
             id: user_id.to_string(),
@@ -94,7 +94,7 @@ pub async fn refund<C: GenericClient + Sync>(client: &C, runs: &[(Uuid, i32)]) -
     let jobs: Vec<Uuid> = runs.iter().map(|(j, _)| *j).collect();
     let run_numbers: Vec<i32> = runs.iter().map(|(_, r)| *r).collect();
     let rows = db::query(client, sql::REFUND_JOBS, &[&jobs, &run_numbers]).await?;
-    Ok(rows.iter().map(|r| r.get::<_, i64>(1)).sum())
+    Ok(rows.iter().map(|r| r.get::<_, i64>("total")).sum())
 }
 
 /// Adds credits to a user's balance with a ledger row (`grant` by an operator, `purchase`
@@ -111,7 +111,7 @@ pub async fn credit<C: GenericClient + Sync>(
             what: "user",
             id: user_id.to_string(),
         })?
-        .get(0);
+        .get("credits");
     let no_job: Vec<Option<Uuid>> = vec![None];
     let no_run: Vec<Option<i32>> = vec![None];
     db::execute(

@@ -84,7 +84,7 @@ pub async fn create<C: GenericClient + Sync>(
     let hash = hash_password(password)?;
     let row = db::query_opt(client, sql::INSERT_USER, &[&email, &hash, &role]).await;
     let id: Uuid = match row {
-        Ok(row) => row.expect("INSERT … RETURNING returns a row").get(0),
+        Ok(row) => row.expect("INSERT … RETURNING returns a row").get("id"),
         Err(e) if e.sql_state() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
             return Err(Error::Conflict(format!(
                 "a user with email {email} already exists"
@@ -103,10 +103,10 @@ pub async fn by_email<C: GenericClient + Sync>(client: &C, email: &str) -> Resul
     Ok(db::query_opt(client, sql::USER_BY_EMAIL, &[&email.trim()])
         .await?
         .map(|r| User {
-            id: r.get(0),
-            email: r.get(1),
-            password_hash: r.get(2),
-            role: r.get(3),
-            credits: r.get(4),
+            id: r.get("id"),
+            email: r.get("email"),
+            password_hash: r.get("password_hash"),
+            role: r.get("role"),
+            credits: r.get("credits"),
         }))
 }

@@ -64,10 +64,10 @@ impl FromRequestParts<ApiState> for Caller {
             .await?
             .ok_or_else(|| ApiError::Unauthorized("the bearer token is not valid".into()))?;
         Ok(Caller {
-            session_id: row.get(0),
-            user_id: row.get(1),
-            email: row.get(2),
-            role: row.get(3),
+            session_id: row.get("id"),
+            user_id: row.get("user_id"),
+            email: row.get("email"),
+            role: row.get("role"),
         })
     }
 }

@@ -169,7 +169,7 @@ pub async fn visible<C: GenericClient + Sync>(
     let owner: Option<Uuid> = db::query_opt(client, sql::JOB_OWNER, &[&id])
         .await?
         .ok_or(ApiError::NotFound("job"))?
-        .get(0);
+        .get("user_id");
     let allowed = if write {
         owner == Some(caller.user_id)
     } else {

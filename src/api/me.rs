@@ -57,18 +57,18 @@ pub async fn me(State(state): State<ApiState>, caller: Caller) -> Result<axum::J
         .await?
         .iter()
         .map(|r| CreditEntry {
-            delta: r.get(0),
-            reason: r.get(1),
-            job_id: r.get(2),
-            created_at: r.get(3),
+            delta: r.get("delta"),
+            reason: r.get("reason"),
+            job_id: r.get("job_id"),
+            created_at: r.get("created_at"),
         })
         .collect();
     Ok(axum::Json(Me {
-        id: user.get(0),
-        email: user.get(1),
-        role: user.get(2),
-        credits: user.get(3),
-        created_at: user.get(4),
+        id: user.get("id"),
+        email: user.get("email"),
+        role: user.get("role"),
+        credits: user.get("credits"),
+        created_at: user.get("created_at"),
         credits_history: history,
     }))
 }

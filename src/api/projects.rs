@@ -44,10 +44,10 @@ pub struct ProjectList {
 
 fn project(row: &Row) -> Project {
     Project {
-        id: row.get(0),
-        name: row.get(1),
-        description: row.get(2),
-        created_at: row.get(3),
+        id: row.get("id"),
+        name: row.get("name"),
+        description: row.get("description"),
+        created_at: row.get("created_at"),
     }
 }
 
@@ -63,7 +63,7 @@ pub async fn check_owner<C: GenericClient + Sync>(
     };
     let owner: Option<Uuid> = db::query_opt(client, sql::PROJECT_OWNER, &[&project])
         .await?
-        .and_then(|r| r.get(0));
+        .and_then(|r| r.get("user_id"));
     if owner != Some(caller.user_id) {
         return Err(ApiError::NotFound("project"));
     }

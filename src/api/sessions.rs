@@ -127,8 +127,8 @@ pub async fn create(
         StatusCode::CREATED,
         axum::Json(SessionCreated {
             token,
-            session_id: row.get(0),
-            expires_at: row.get(1),
+            session_id: row.get("id"),
+            expires_at: row.get("expires_at"),
             user: SessionUser {
                 id: user.id,
                 email: user.email,

@@ -179,7 +179,7 @@ pub async fn polar(
     let user_id = match order.external_id.and_then(|id| id.parse::<Uuid>().ok()) {
         Some(id) => db::query_opt(&client, sql::USER_BY_ID, &[&id])
             .await?
-            .map(|r| r.get::<_, Uuid>(0)),
+            .map(|r| r.get::<_, Uuid>("id")),
         None => None,
     };
     let user_id = match (user_id, order.email) {
@@ -204,8 +204,8 @@ pub async fn polar(
     )
     .await?
     .ok_or_else(|| ApiError::Internal("upsert returned no row".into()))?;
-    let transaction_id: Uuid = row.get(0);
-    let was: String = row.get(1);
+    let transaction_id: Uuid = row.get("id");
+    let was: String = row.get("status");
     let mut outcome = WebhookOutcome {
         status: "recorded".into(),
         transaction_id: Some(transaction_id),
@@ -217,7 +217,7 @@ pub async fn polar(
         && let Some(settled) =
             db::query_opt(&tx, sql::SETTLE_TRANSACTION, &[&transaction_id]).await?
     {
-        let (user, amount): (Uuid, i64) = (settled.get(0), settled.get(1));
+        let (user, amount): (Uuid, i64) = (settled.get("user_id"), settled.get("credits_bought"));
         credits::credit(&tx, user, amount, credits::PURCHASE).await?;
         tracing::info!(user.id = %user, credits = amount, order = order.id, "purchase credited");
         outcome.status = "credited".into();

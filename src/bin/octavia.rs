@@ -163,8 +163,8 @@ async fn run(cli: Cli) -> Result<()> {
             for row in client.query(octavia::sql::TABLE_ROWS, &[]).await? {
                 println!(
                     "{:<24} {:>10} rows",
-                    row.get::<_, String>(0),
-                    row.get::<_, i64>(1)
+                    row.get::<_, String>("name"),
+                    row.get::<_, i64>("row_count")
                 );
             }
             return Ok(());

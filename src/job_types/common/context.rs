@@ -148,12 +148,12 @@ impl InputMedia {
             .map_err(|e| retryable("database", e))?
             .ok_or_else(|| HandlerError::Fatal(format!("input media {id} does not exist")))?;
         Ok(InputMedia {
-            id: row.get(0),
-            user_id: row.get(1),
-            project_id: row.get(2),
-            s3_key: row.get(3),
-            media_type: row.get(4),
-            mimetype: row.get(5),
+            id: row.get("id"),
+            user_id: row.get("user_id"),
+            project_id: row.get("project_id"),
+            s3_key: row.get("s3_key"),
+            media_type: row.get("media_type"),
+            mimetype: row.get("mimetype"),
         })
     }
 
