@@ -1,20 +1,18 @@
 //! Octavia: a Postgres-native job system that translates media.
 //!
-//! The library holds everything; the binaries in `src/bin/` parse flags, load the
-//! configuration and call into it. See README.md for the architecture.
+//! The library holds the product; the binaries in `src/bin/` parse flags, load the
+//! configuration and call into it. The dev tooling (demo, benchmarks, chaos scenarios)
+//! is the `octavia-dev` crate in `dev/`. See README.md for the architecture and a map of
+//! the modules.
 
 pub mod api;
-pub mod bench;
-pub mod chaos;
 pub mod config;
 pub mod credits;
 pub mod db;
-pub mod demo;
 pub mod error;
 pub mod job;
 pub mod job_types;
 pub mod migrate;
-pub mod pg;
 pub mod pipeline;
 pub mod queue;
 pub mod shutdown;

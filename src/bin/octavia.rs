@@ -23,8 +23,6 @@ struct Cli {
 enum Command {
     /// Apply pending migrations (a no-op when the schema is current) and list the tables
     Migrate,
-    /// Run Octavia locally (embedded PostgreSQL unless DATABASE_URL is set)
-    Demo,
     /// Users
     #[command(subcommand)]
     Users(UsersCommand),
@@ -37,11 +35,6 @@ enum Command {
     /// The queue
     #[command(subcommand)]
     Queue(QueueCommand),
-    /// Measure the queue on a fresh database and print JSON figures
-    Bench(octavia::bench::BenchArgs),
-    /// Fault scenarios on a fresh database, checking every promise (report as JSON)
-    #[command(subcommand)]
-    Chaos(octavia::chaos::Scenario),
 }
 
 #[derive(Subcommand)]
@@ -147,34 +140,26 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     let config = cli.common.loader()?.load()?;
-    match cli.command {
-        Command::Migrate => {
-            let applied = octavia::migrate::run_url(&config.database.url).await?;
-            if applied.is_empty() {
-                println!(
-                    "schema is current (version {})",
-                    octavia::migrate::latest_version()
-                );
-            }
-            for m in &applied {
-                println!("applied {m}");
-            }
-            let client = octavia::db::connect(&config.database.url).await?;
-            for row in client.query(octavia::sql::TABLE_ROWS, &[]).await? {
-                println!(
-                    "{:<24} {:>10} rows",
-                    row.get::<_, String>("name"),
-                    row.get::<_, i64>("row_count")
-                );
-            }
-            return Ok(());
+    if let Command::Migrate = cli.command {
+        let applied = octavia::migrate::run_url(&config.database.url).await?;
+        if applied.is_empty() {
+            println!(
+                "schema is current (version {})",
+                octavia::migrate::latest_version()
+            );
         }
-        Command::Demo => return Ok(octavia::demo::run(config).await?),
-        Command::Bench(args) => return octavia::bench::run(args).await.map_err(Into::into),
-        Command::Chaos(scenario) => {
-            return octavia::chaos::run_cli(scenario).await.map_err(Into::into);
+        for m in &applied {
+            println!("applied {m}");
         }
-        _ => {}
+        let client = octavia::db::connect(&config.database.url).await?;
+        for row in client.query(octavia::sql::TABLE_ROWS, &[]).await? {
+            println!(
+                "{:<24} {:>10} rows",
+                row.get::<_, String>("name"),
+                row.get::<_, i64>("row_count")
+            );
+        }
+        return Ok(());
     }
     let pool = octavia::migrate::prepare(&config).await?;
     let mut client = pool.get().await?;
@@ -339,9 +324,7 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("warning: {problem}; dead rows of the queue tables pile up");
             }
         }
-        Command::Migrate | Command::Demo | Command::Bench(_) | Command::Chaos(_) => {
-            unreachable!("handled above")
-        }
+        Command::Migrate => unreachable!("handled above"),
     }
     Ok(())
 }

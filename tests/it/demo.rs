@@ -6,13 +6,13 @@
 use crate::api::{TestApi, config};
 use crate::harness::TestDb;
 use futures_util::StreamExt;
-use octavia::demo::DemoError;
-use octavia::demo::children::Children;
-use octavia::demo::client::{ApiClient, Progress};
-use octavia::demo::progress;
-use octavia::demo::setup::ensure_user;
 use octavia::pipeline::Language;
 use octavia::pipeline::media::{SAMPLE_PAUSE_MS, SAMPLE_SENTENCES, generate_video};
+use octavia_dev::demo::DemoError;
+use octavia_dev::demo::children::Children;
+use octavia_dev::demo::client::{ApiClient, Progress};
+use octavia_dev::demo::progress;
+use octavia_dev::demo::setup::ensure_user;
 use serde_json::json;
 use std::time::Duration;
 

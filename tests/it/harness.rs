@@ -3,7 +3,7 @@
 
 use deadpool_postgres::Pool;
 use octavia::config::Config;
-use octavia::pg::{self, Cluster, Durability};
+use octavia_dev::cluster::{self, Cluster, Durability};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -20,7 +20,7 @@ fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => Server {
-            admin_url: pg::with_database(&url, "postgres").expect("DATABASE_URL is a URL"),
+            admin_url: cluster::with_database(&url, "postgres").expect("DATABASE_URL is a URL"),
             cluster: None,
         },
         _ => {
@@ -109,11 +109,11 @@ async fn template() -> &'static str {
                 .is_some();
             if !exists {
                 let building = format!("{name}_building");
-                pg::drop_database(admin_url, &building).await.unwrap();
-                pg::create_database(admin_url, &building, None)
+                cluster::drop_database(admin_url, &building).await.unwrap();
+                cluster::create_database(admin_url, &building, None)
                     .await
                     .unwrap();
-                let url = pg::with_database(admin_url, &building).unwrap();
+                let url = cluster::with_database(admin_url, &building).unwrap();
                 octavia::migrate::run_url(&url)
                     .await
                     .expect("migrations apply");
@@ -121,8 +121,8 @@ async fn template() -> &'static str {
                     admin
                         .batch_execute(&format!(
                             "ALTER DATABASE {} RENAME TO {}",
-                            pg::quote_ident(&building),
-                            pg::quote_ident(&name)
+                            cluster::quote_ident(&building),
+                            cluster::quote_ident(&name)
                         ))
                         .await
                         .map_err(Into::into)
@@ -151,10 +151,10 @@ impl TestDb {
         let template = template().await;
         let name = format!("octavia_test_{}", uuid::Uuid::new_v4().simple());
         let admin_url = &server().admin_url;
-        retry_in_use(|| pg::create_database(admin_url, &name, Some(template)))
+        retry_in_use(|| cluster::create_database(admin_url, &name, Some(template)))
             .await
             .expect("create the test database");
-        let url = pg::with_database(admin_url, &name).unwrap();
+        let url = cluster::with_database(admin_url, &name).unwrap();
         let mut config = Config::default();
         config.database.url = url.clone();
         config.database.pool_size = 8;
@@ -166,10 +166,10 @@ impl TestDb {
     pub async fn empty() -> TestDb {
         let name = format!("octavia_test_{}", uuid::Uuid::new_v4().simple());
         let admin_url = &server().admin_url;
-        pg::create_database(admin_url, &name, None)
+        cluster::create_database(admin_url, &name, None)
             .await
             .expect("create the test database");
-        let url = pg::with_database(admin_url, &name).unwrap();
+        let url = cluster::with_database(admin_url, &name).unwrap();
         let mut config = Config::default();
         config.database.url = url.clone();
         let pool = octavia::db::pool(&config.database).unwrap();
@@ -201,7 +201,7 @@ impl Drop for TestDb {
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(pg::drop_database(&admin_url, &name))
+                .block_on(cluster::drop_database(&admin_url, &name))
         })
         .join();
     }

@@ -333,11 +333,7 @@ async fn sigterm_gives_prefetched_segments_back_without_burning_an_attempt() {
 async fn a_worker_serves_metrics_of_its_claims_writes_and_slots() {
     use octavia::telemetry::metric_sum as metric;
     let db = TestDb::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = octavia_dev::process::free_port().unwrap();
     let addr = format!("127.0.0.1:{port}");
     let _w = spawn_worker_process(
         &db,

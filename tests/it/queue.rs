@@ -928,7 +928,7 @@ async fn add_pending_segments(db: &TestDb, per_job: i32) {
         .unwrap();
 }
 
-/// Found by `octavia chaos kills`: segments are handed out in (priority, job age) order
+/// Found by `octavia-dev chaos kills`: segments are handed out in (priority, job age) order
 /// whatever plan the database picks. The claim once let the planner drive it from `jobs`
 /// in heap order when its statistics (taken while the jobs were queued) made that look
 /// cheap: priorities were ignored, and a job whose row had moved (every progress update
@@ -1081,7 +1081,7 @@ async fn claims_and_completions_keep_to_their_indexes_when_statistics_say_empty(
 
 /// Shares are rounded up, so a batch smaller than twice the ready jobs runs out before the
 /// last jobs' turn. Visited in a fixed order, the same jobs were shortchanged claim after
-/// claim (one job of ten ran at a twentieth of the others' rate in `octavia bench`).
+/// claim (one job of ten ran at a twentieth of the others' rate in `octavia-dev bench`).
 #[tokio::test]
 async fn a_batch_too_small_for_every_share_does_not_always_skip_the_same_jobs() {
     let db = TestDb::new().await;
@@ -1136,7 +1136,7 @@ async fn plan_and_claim(
     claimed
 }
 
-/// Found by `octavia chaos kills` (deadlock detected, 40P01, in the server's log): a
+/// Found by `octavia-dev chaos kills` (deadlock detected, 40P01, in the server's log): a
 /// worker's heartbeat and its completer write the same leased rows side by side. Both
 /// lock them in id order, so however their lists are ordered they queue up instead of
 /// deadlocking.

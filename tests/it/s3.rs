@@ -2,7 +2,7 @@
 //! test (never skips it) with the install command when the program is missing, and shows
 //! the server's output when a test fails.
 
-use octavia::chaos::s3fs::S3Fs;
+use octavia_dev::chaos::s3fs::S3Fs;
 
 /// A running s3s-fs with one empty bucket, killed when dropped.
 pub struct S3Server(pub S3Fs);

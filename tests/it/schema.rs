@@ -321,26 +321,29 @@ async fn concurrent_migrations_both_succeed() {
 async fn every_sql_file_prepares_against_the_migrated_schema() {
     let db = TestDb::new().await;
     let client = db.client().await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
-    let mut on_disk: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".sql"))
-        .collect();
-    on_disk.sort();
-    let mut embedded: Vec<String> = octavia::sql::ALL
-        .iter()
-        .map(|(f, _)| f.to_string())
-        .collect();
-    embedded.sort();
-    assert_eq!(
-        on_disk, embedded,
-        "every file in sql/ is listed in src/sql.rs"
-    );
-    for (file, statement) in octavia::sql::ALL {
-        if let Err(e) = client.prepare(statement).await {
-            panic!("sql/{file} does not prepare: {e:?}");
+    // The product's statements, and the dev tooling's.
+    for (folder, listed, all) in [
+        ("sql", "src/sql.rs", octavia::sql::ALL),
+        ("dev/sql", "dev/src/sql.rs", octavia_dev::sql::ALL),
+    ] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = all.iter().map(|(f, _)| f.to_string()).collect();
+        embedded.sort();
+        assert_eq!(
+            on_disk, embedded,
+            "every file in {folder}/ is listed in {listed}"
+        );
+        for (file, statement) in all {
+            if let Err(e) = client.prepare(statement).await {
+                panic!("{folder}/{file} does not prepare: {e:?}");
+            }
         }
     }
 }

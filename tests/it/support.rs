@@ -321,29 +321,7 @@ pub async fn assert_ledger_balances(db: &TestDb) {
 }
 
 /// A child process killed when dropped, so a failing test leaves none behind.
-pub struct Process(pub Child);
-
-impl std::ops::Deref for Process {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Process {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
+pub use octavia_dev::process::Child as Process;
 
 /// Runs `octavia --no-migrate <args>` on `db` and returns its standard output, failing the
 /// test with its standard error when it does not succeed.
@@ -413,7 +391,7 @@ pub fn spawn_worker_process_with(
         .stderr(Stdio::inherit())
         .spawn()
         .expect("octavia-worker runs");
-    Process(child)
+    Process::from(child)
 }
 
 /// Sends `signal` to a child process.

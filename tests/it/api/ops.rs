@@ -194,7 +194,7 @@ async fn the_binary_serves_and_stops_gracefully_on_sigterm() {
     use std::io::BufRead;
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = crate::support::Process(
+    let mut child = crate::support::Process::from(
         std::process::Command::new(env!("CARGO_BIN_EXE_octavia-api"))
             .args(["--no-migrate", "--listen", "127.0.0.1:0"])
             .args([

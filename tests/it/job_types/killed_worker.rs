@@ -135,7 +135,7 @@ async fn a_worker_without_the_engines_programs_refuses_to_start() {
     );
 
     // A worker that claims only noop needs none of them, and serves.
-    let _noop = Process(worker(&["--job-types", "noop"]));
+    let _noop = Process::from(worker(&["--job-types", "noop"]));
     let job = enqueue_jobs(&env.db, vec![NewJob::new("noop", json!({}))]).await;
     env.wait(&job, 30).await;
     assert_eq!(env.job_view(job[0]).await.status, "completed");

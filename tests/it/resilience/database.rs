@@ -4,7 +4,7 @@
 
 use super::{binaries, own_database};
 use crate::harness::TestDb;
-use octavia::chaos::{self, ChaosReport, DatabaseFault, DatabaseOptions};
+use octavia_dev::chaos::{self, ChaosReport, DatabaseFault, DatabaseOptions};
 
 fn short() -> DatabaseOptions {
     DatabaseOptions {

@@ -1,14 +1,14 @@
 //! Faults outside the worker: random SIGKILLs, PostgreSQL restarting and crashing,
 //! connections killed, clocks that disagree, the object store going away. Short versions
-//! of `bin/chaos`'s scenarios (the library's `octavia::chaos`), plus tests that pin one
+//! of `bin/chaos`'s scenarios (the library's `octavia_dev::chaos`), plus tests that pin one
 //! behaviour down exactly.
 
 mod database;
 mod processes;
 mod storage;
 
-use octavia::chaos::Binaries;
-use octavia::pg::{Cluster, Durability};
+use octavia_dev::chaos::Binaries;
+use octavia_dev::cluster::{Cluster, Durability};
 use std::path::Path;
 
 /// The binaries this test build made.
@@ -35,7 +35,7 @@ async fn own_database(name: &str) -> (Cluster, String) {
         )
     });
     cluster.remove_at_exit().unwrap();
-    octavia::pg::create_database(&cluster.url("postgres"), "octavia", None)
+    octavia_dev::cluster::create_database(&cluster.url("postgres"), "octavia", None)
         .await
         .unwrap();
     let url = cluster.url("octavia");

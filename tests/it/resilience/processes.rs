@@ -3,7 +3,7 @@
 use super::binaries;
 use crate::harness::TestDb;
 use crate::support::*;
-use octavia::chaos::{self, KillsOptions};
+use octavia_dev::chaos::{self, KillsOptions};
 use serde_json::json;
 
 #[tokio::test]

@@ -1,0 +1,112 @@
+//! `octavia-dev bench`: the queue's throughput and pickup latency on fresh databases, with
+//! real `octavia-worker` processes, printed as JSON; `octavia-dev bench --suite` measures every
+//! figure of the performance targets beside a pgbench ceiling of the same SQL shapes.
+//!
+//! Databases are created for the run on the server of `DATABASE_URL` (or, without it, on a
+//! throwaway durable cluster) and dropped afterwards. Figures come from one run on a shared
+//! machine: compare ratios within a run, not absolute numbers across runs.
+
+mod api_load;
+mod ceiling;
+mod measure;
+mod scale;
+mod soak;
+mod suite;
+
+pub use measure::{Throughput, WorkerSet};
+pub use suite::SuiteReport;
+
+use crate::cluster::ScratchDatabase;
+use octavia::error::Result;
+use serde::Serialize;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Jobs to run
+    #[arg(long, default_value_t = 20_000)]
+    pub jobs: u32,
+    /// Segments per job
+    #[arg(long, default_value_t = 1)]
+    pub segments: u32,
+    /// --concurrency of each worker process
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: u32,
+    /// Worker processes
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
+    /// Insert the jobs already planned (running, their segments pending), so the run
+    /// times segments and finalizes alone, as the pgbench ceiling times rows that exist
+    /// before it starts
+    #[arg(long)]
+    pub planned: bool,
+    /// Single jobs inserted one by one into idle workers to measure pickup latency
+    #[arg(long, default_value_t = 200)]
+    pub latency_samples: u32,
+    /// Measure every figure of the performance targets instead (see bin/bench)
+    #[arg(long)]
+    pub suite: bool,
+    #[command(flatten)]
+    pub suite_args: suite::SuiteArgs,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub jobs: u32,
+    pub segments_per_job: u32,
+    pub concurrency: u32,
+    pub workers: u32,
+    /// Whether the jobs were inserted planned (`--planned`).
+    pub planned: bool,
+    pub enqueue_seconds: f64,
+    pub enqueue_jobs_per_second: f64,
+    pub run_seconds: f64,
+    pub segments_per_second: f64,
+    pub jobs_per_second: f64,
+    pub pickup_latency_ms_p50: f64,
+    pub pickup_latency_ms_p99: f64,
+    pub worker_peak_rss_mb: f64,
+    pub phases: measure::Phases,
+    /// What the workers' metrics counted (claims, writes, seconds spent in each).
+    pub worker: measure::WorkerFigures,
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    if args.suite {
+        return suite::run(&args.suite_args).await;
+    }
+    let latency_db = ScratchDatabase::create("bench").await?;
+    let latency = measure::pickup_latency(&latency_db.url, args.latency_samples).await;
+    latency_db.drop().await?;
+    let (p50, p99) = latency?;
+    let db = ScratchDatabase::create("bench").await?;
+    let throughput = measure::throughput(
+        &db.url,
+        args.jobs,
+        args.segments,
+        args.concurrency,
+        args.workers,
+        args.planned,
+    )
+    .await;
+    db.drop().await?;
+    let t = throughput?;
+    let report = BenchReport {
+        jobs: args.jobs,
+        segments_per_job: args.segments,
+        concurrency: args.concurrency,
+        workers: args.workers,
+        planned: args.planned,
+        enqueue_seconds: t.enqueue_seconds,
+        enqueue_jobs_per_second: args.jobs as f64 / t.enqueue_seconds,
+        run_seconds: t.run_seconds,
+        segments_per_second: t.segments_per_second,
+        jobs_per_second: t.jobs_per_second,
+        pickup_latency_ms_p50: p50,
+        pickup_latency_ms_p99: p99,
+        worker_peak_rss_mb: t.peak_rss_mb,
+        phases: t.phases,
+        worker: t.worker,
+    };
+    println!("{}", measure::to_json(&report)?);
+    Ok(())
+}

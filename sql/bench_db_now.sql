@@ -1,2 +1,0 @@
--- For `octavia bench`: the database clock, to time a run by the jobs' own finish times.
-SELECT now()
