@@ -400,3 +400,13 @@ pub fn signal(child: &Child, signal: i32) {
     let rc = unsafe { libc::kill(child.id() as i32, signal) };
     assert_eq!(rc, 0, "kill failed");
 }
+
+/// The count `sql` (a `SELECT count(*) … WHERE job_id = $1`) gives for `job`.
+pub async fn count(db: &TestDb, sql: &str, job: Uuid) -> i64 {
+    db.client()
+        .await
+        .query_one(sql, &[&job])
+        .await
+        .unwrap()
+        .get(0)
+}

@@ -8,6 +8,7 @@ mod bad_input;
 mod killed_worker;
 mod media_jobs;
 mod subtitle_jobs;
+mod worker_start;
 
 use crate::harness::TestDb;
 use crate::pipeline::must;

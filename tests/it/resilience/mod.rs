@@ -4,7 +4,7 @@
 //! behaviour down exactly.
 
 mod database;
-mod processes;
+mod kills_and_clocks;
 mod storage;
 
 use octavia_dev::chaos::Binaries;
