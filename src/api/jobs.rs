@@ -305,13 +305,12 @@ pub async fn list(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::Invalid("limit must be between 1 and 100".into()));
     }
-    let status = match &query.status {
-        Some(status) => Some(status.parse::<JobStatus>().map_err(|_| {
-            ApiError::Invalid(format!("status must be one of {}", JobStatus::names()))
-        })?),
-        None => None,
-    };
-    let status = status.map(JobStatus::as_str);
+    let status: Option<JobStatus> = query
+        .status
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| ApiError::Invalid(format!("status must be one of {}", JobStatus::names())))?;
     let (after_at, after_id) = match &query.cursor {
         Some(c) => {
             let (at, id) = decode_cursor(c)?;

@@ -108,7 +108,6 @@ pub async fn list<C: GenericClient + Sync>(
     status: Option<JobStatus>,
     limit: i64,
 ) -> Result<Vec<JobLine>> {
-    let status = status.map(JobStatus::as_str);
     Ok(db::query(client, sql::LIST_JOBS, &[&status, &limit])
         .await?
         .iter()

@@ -121,7 +121,7 @@ impl Worker {
         });
         let (done_tx, done_rx) =
             mpsc::channel::<Completion>(2 * config.worker.concurrency as usize);
-        *shared.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(done_tx.clone());
+        shared.set_done(Some(done_tx.clone()));
         let completer = tokio::spawn(completer::completer(shared.clone(), done_rx));
         let heart = tokio::spawn(maintenance::heartbeat_loop(
             shared.clone(),
@@ -149,9 +149,7 @@ impl Worker {
         );
 
         claimer::claim_loop(&shared, &done_tx, &shutdown).await;
-        shared
-            .claiming
-            .store(false, std::sync::atomic::Ordering::SeqCst);
+        shared.stop_claiming();
         let _ = feeder.await;
         give_back(&shared, shared.prefetch.take_all(), "shutdown").await;
 
@@ -175,7 +173,7 @@ impl Worker {
             tracing::warn!("some handlers did not stop within 5 s of being told to");
         }
         drop(done_tx);
-        drop(shared.done.lock().unwrap_or_else(|e| e.into_inner()).take());
+        shared.set_done(None);
         let _ = completer.await;
         background.cancel();
         let _ = heart.await;

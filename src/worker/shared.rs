@@ -98,9 +98,24 @@ impl Shared {
         Duration::from_secs_f64(ms * jitter / 1000.0)
     }
 
+    /// No more claims, and no more work leased on the spot: the worker is shutting down.
+    pub fn stop_claiming(&self) {
+        self.claiming.store(false, Ordering::SeqCst);
+    }
+
     /// The sender of outcomes to the completer; `None` once the worker is shutting down.
     pub fn done(&self) -> Option<mpsc::Sender<Completion>> {
-        self.done.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.done_sender().clone()
+    }
+
+    /// Sets (`Some`) or takes away (`None`, at shutdown, so the completer ends) the sender
+    /// of outcomes that [`Shared::done`] hands out.
+    pub fn set_done(&self, sender: Option<mpsc::Sender<Completion>>) {
+        *self.done_sender() = sender;
+    }
+
+    fn done_sender(&self) -> std::sync::MutexGuard<'_, Option<mpsc::Sender<Completion>>> {
+        self.done.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

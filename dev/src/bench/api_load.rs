@@ -1,7 +1,7 @@
 //! `POST /api/jobs` under load: many users with credit, each request from one of them,
 //! driven by wrk against a real `octavia-api` process.
 
-use super::measure::{pool, sibling};
+use super::measure::pool;
 use crate::process::{self, Child, OnDrop, Output};
 use futures_util::{StreamExt, TryStreamExt};
 use octavia::error::{Error, Result};
@@ -53,7 +53,7 @@ pub async fn measure(url: &str, users: u32, connections: u32, seconds: u64) -> R
     let objects = tempfile::tempdir()?;
     let _api = Child::spawn(
         "octavia-api",
-        Command::new(sibling("octavia-api")?)
+        Command::new(process::sibling("octavia-api")?)
             .args([
                 "--no-migrate",
                 "--listen",

@@ -8,7 +8,6 @@ use octavia::error::{Error, Result};
 use octavia::queue::enqueue::{self, NewJob};
 use serde::Serialize;
 use serde_json::json;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ pub struct WorkerSet {
 
 impl WorkerSet {
     pub fn start(url: &str, workers: u32, concurrency: u32, extra: &[&str]) -> Result<WorkerSet> {
-        let exe = sibling("octavia-worker")?;
+        let exe = process::sibling("octavia-worker")?;
         let mut children = Vec::new();
         for i in 0..workers {
             // A port free now; the worker fails to start, and the measurement with it, in
@@ -197,11 +196,6 @@ impl Drop for WorkerSet {
             c.terminate();
         }
     }
-}
-
-/// A binary built beside this one.
-pub(super) fn sibling(name: &str) -> Result<PathBuf> {
-    Ok(process::sibling(name)?)
 }
 
 pub(super) fn pool(url: &str) -> Result<Pool> {

@@ -4,7 +4,7 @@
 
 use super::api_load::{self, ApiLoad};
 use super::ceiling::{self, Ceiling};
-use super::measure::{self, Throughput, mean, pool, sibling, to_json};
+use super::measure::{self, Throughput, mean, pool, to_json};
 use super::scale::{self, Scale};
 use super::soak::{self, Load, PEAK_MINUTES, SOAK_SEGMENTS, Soak};
 use crate::cluster::ScratchDatabase;
@@ -252,7 +252,7 @@ async fn cli_enqueue(url: &str, count: u32) -> Result<f64> {
     let client = pool.get().await?;
     octavia::users::create(&client, "enqueue@example.com", "bench-password", "user", 0).await?;
     let started = Instant::now();
-    let out = std::process::Command::new(sibling("octavia")?)
+    let out = std::process::Command::new(crate::process::sibling("octavia")?)
         .args([
             "--no-migrate",
             "jobs",

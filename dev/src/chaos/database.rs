@@ -8,13 +8,14 @@
 //! connection made one job and one charge.
 
 use super::client::{self, Client};
-use super::processes::{Binaries, Logs, Process, start_api, start_worker};
+use super::processes::{Binaries, Logs, start_api, start_worker};
 use super::report::{ChaosReport, FaultRecord, Recovery};
 use super::{
     CompletedWatch, db_clock, first_completion_after, running_segments, seconds_since, settle,
     wait_for_listeners,
 };
 use crate::cluster::Cluster;
+use crate::process::Child;
 use crate::sql;
 use octavia::config::Config;
 use octavia::error::{Error, Result};
@@ -156,7 +157,7 @@ pub async fn database_faults(
         "worker.job_types=noop".to_string(),
         "worker.lease_seconds=5".to_string(),
     ];
-    let mut workers: Vec<Process> = (0..opts.workers)
+    let mut workers: Vec<Child> = (0..opts.workers)
         .map(|i| {
             start_worker(
                 &bins.worker,

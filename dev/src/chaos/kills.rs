@@ -2,9 +2,10 @@
 //! of whose attempts fail) run. What a kill leaves leased must be rescued and completed
 //! elsewhere; nothing else may run again.
 
-use super::processes::{Binaries, Logs, Process, start_worker};
+use super::processes::{Binaries, Logs, start_worker};
 use super::report::{ChaosReport, FaultRecord, Recovery};
 use super::{CompletedWatch, db_clock, seconds_since, settle};
+use crate::process::Child;
 use crate::sql;
 use octavia::config::Config;
 use octavia::error::Result;
@@ -109,7 +110,7 @@ pub async fn random_kills(url: &str, opts: &KillsOptions, bins: &Binaries) -> Re
         *generation += 1;
         start_worker(&bins.worker, url, &id, opts.concurrency, &settings, &logs)
     };
-    let mut workers: Vec<Process> = Vec::new();
+    let mut workers: Vec<Child> = Vec::new();
     for _ in 0..opts.workers {
         workers.push(start(&mut generation)?);
     }

@@ -51,11 +51,9 @@ impl Logs {
     }
 }
 
-/// A process of a scenario: its worker id (or `api`) is its name.
-pub(crate) type Process = Child;
-
-/// Starts `command` as `name`, its output in the scenario's log `name.log`.
-fn spawn(mut command: Command, name: &str, logs: &Logs) -> Result<Process> {
+/// Starts `command` as `name` (a worker id, or `api`), its output in the scenario's log
+/// `name.log`.
+fn spawn(mut command: Command, name: &str, logs: &Logs) -> Result<Child> {
     command.env("RUST_LOG", "warn").env("NO_COLOR", "1");
     Ok(Child::spawn(
         name,
@@ -73,7 +71,7 @@ pub(crate) fn start_worker(
     concurrency: u32,
     settings: &[String],
     logs: &Logs,
-) -> Result<Process> {
+) -> Result<Child> {
     let mut command = Command::new(exe);
     command
         .args(["--no-migrate", "--worker-id", id])
@@ -107,7 +105,7 @@ pub(crate) async fn start_api(
     store_dir: &Path,
     settings: &[String],
     logs: &Logs,
-) -> Result<(Process, String)> {
+) -> Result<(Child, String)> {
     let port = process::free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let mut command = Command::new(exe);

@@ -6,12 +6,13 @@
 //! run with the store stopped for good: they must fail cleanly, their last error naming
 //! the store, and be refunded.
 
-use super::processes::{Binaries, Logs, Process, start_worker};
+use super::processes::{Binaries, Logs, start_worker};
 use super::report::{ChaosReport, FaultRecord, Recovery};
 use super::s3fs::S3Fs;
 use super::{
     CompletedWatch, db_clock, first_completion_after, running_segments, seconds_since, settle,
 };
+use crate::process::Child;
 use crate::sql;
 use deadpool_postgres::Pool;
 use octavia::config::Config;
@@ -121,7 +122,7 @@ pub async fn storage_outages(
         ]
         .map(String::from),
     );
-    let mut workers: Vec<Process> = (0..opts.workers)
+    let mut workers: Vec<Child> = (0..opts.workers)
         .map(|i| {
             start_worker(
                 &bins.worker,
