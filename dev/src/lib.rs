@@ -12,3 +12,4 @@ pub mod cluster;
 pub mod demo;
 pub mod process;
 pub mod sql;
+pub mod wer;

@@ -91,7 +91,8 @@ fn config(args: &Args) -> Result<octavia::config::Config> {
 }
 
 async fn run(config: octavia::config::Config) -> Result<()> {
-    let registry = octavia::job_types::registry(&config)?;
+    let pipeline = octavia::job_types::Pipeline::from_config(&config)?;
+    let registry = octavia::job_types::registry_with(pipeline.clone())?;
     if let Some(unknown) = config
         .worker
         .job_types
@@ -111,7 +112,8 @@ async fn run(config: octavia::config::Config) -> Result<()> {
             .iter()
             .any(|t| JobType::from_name(t).is_some_and(JobType::runs_pipeline));
     if claims_pipeline {
-        octavia::pipeline::Engines::from_config(&config)?
+        pipeline
+            .engines
             .check()
             .await
             .context("this worker runs pipeline jobs (limit it with --job-types noop)")?;

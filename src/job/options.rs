@@ -7,18 +7,20 @@
 //!
 //! | job type | `source_language` | `target_language` | `format` |
 //! |---|---|---|---|
-//! | `video_translation` | default `en` | required | `mp4` (default), `mkv` |
-//! | `audio_translation` | default `en` | required | `m4a` (default), `mp3`, `wav` |
-//! | `subtitles` | default `en` | — | `srt` (default), `vtt` |
+//! | `video_translation` | default `en`, or `auto` | required | `mp4` (default), `mkv` |
+//! | `audio_translation` | default `en`, or `auto` | required | `m4a` (default), `mp3`, `wav` |
+//! | `subtitles` | default `en`, or `auto` | — | `srt` (default), `vtt` |
 //! | `subtitle_translation` | default `en` | required | `srt`, `vtt` (default: the input's) |
 //! | `subtitle_to_audio` | default `en` | optional: translate first | `m4a` (default), `mp3`, `wav` |
 //!
-//! Languages are given as `en`/`es` (or `eng`, `english`, `es-MX`, ...). Outputs with
+//! Languages are given as `en`/`es` (or `eng`, `english`, `es-MX`, ...). `auto` has the
+//! speech-to-text engine detect the language spoken (the plan does, once for the whole
+//! input); jobs that read text need it given. Outputs with
 //! several files (a video and its subtitles, or SRT and WebVTT) write all of them; `format`
 //! chooses the one that becomes the job's output media row.
 
 use super::JobType;
-use crate::pipeline::Language;
+use crate::pipeline::{Language, SourceLanguage};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -36,27 +38,34 @@ enum Target {
 /// What a job type accepts.
 struct Spec {
     target: Target,
+    /// Whether the input is speech, whose language can be detected.
+    speech: bool,
     /// Accepted formats; the first is the default unless the job derives it from its input.
     formats: &'static [&'static str],
 }
 
 fn spec(job_type: JobType) -> Option<Spec> {
-    let (target, formats): (Target, &'static [&'static str]) = match job_type {
+    let (target, speech, formats): (Target, bool, &'static [&'static str]) = match job_type {
         JobType::Noop => return None,
-        JobType::VideoTranslation => (Target::Required, &["mp4", "mkv"]),
-        JobType::AudioTranslation => (Target::Required, &["m4a", "mp3", "wav"]),
-        JobType::Subtitles => (Target::None, &["srt", "vtt"]),
-        JobType::SubtitleTranslation => (Target::Required, &["srt", "vtt"]),
-        JobType::SubtitleToAudio => (Target::Optional, &["m4a", "mp3", "wav"]),
+        JobType::VideoTranslation => (Target::Required, true, &["mp4", "mkv"]),
+        JobType::AudioTranslation => (Target::Required, true, &["m4a", "mp3", "wav"]),
+        JobType::Subtitles => (Target::None, true, &["srt", "vtt"]),
+        JobType::SubtitleTranslation => (Target::Required, false, &["srt", "vtt"]),
+        JobType::SubtitleToAudio => (Target::Optional, false, &["m4a", "mp3", "wav"]),
     };
-    Some(Spec { target, formats })
+    Some(Spec {
+        target,
+        speech,
+        formats,
+    })
 }
 
 /// A pipeline job's options, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// The language spoken or written in the input.
-    pub source: Language,
+    /// The language spoken or written in the input; [`SourceLanguage::Detect`] only for
+    /// job types that hear speech.
+    pub source: SourceLanguage,
     /// The language to translate to; `None` when the job does not translate.
     pub target: Option<Language>,
     /// The format asked for (lowercase, one the job type accepts); `None`: the default.
@@ -64,9 +73,18 @@ pub struct Options {
 }
 
 impl Options {
+    /// The language of a job type that reads text ([`parse`] refuses `auto` for them).
+    pub fn text_source(&self) -> Language {
+        self.source
+            .known()
+            .expect("options of a job type that reads text have a known source language")
+    }
+
     /// The target language of a job type that requires one.
     pub fn target(&self) -> Language {
-        self.target.unwrap_or(self.source)
+        self.target
+            .or(self.source.known())
+            .expect("a job type that requires a target has one")
     }
 
     /// The format asked for, or `default`.
@@ -114,7 +132,19 @@ pub fn parse(job_type: JobType, options: &Value) -> Result<Options, String> {
             })
             .transpose()
     };
-    let source = language("source_language")?.unwrap_or(Language::English);
+    let source = match text("source_language")? {
+        None => SourceLanguage::Known(Language::English),
+        Some(s) => s
+            .parse::<SourceLanguage>()
+            .map_err(|e| format!("option `source_language`: {e}"))?,
+    };
+    if source == SourceLanguage::Detect && !spec.speech {
+        return Err(format!(
+            "option `source_language`: `auto` detects the language of speech, and {job_type} \
+             reads text: give its language (one of {})",
+            Language::ALL.map(Language::code).join(", ")
+        ));
+    }
     let target = language("target_language")?;
     match (spec.target, target) {
         (Target::Required, None) => {
@@ -123,7 +153,7 @@ pub fn parse(job_type: JobType, options: &Value) -> Result<Options, String> {
                 Language::ALL.map(Language::code).join(", ")
             ));
         }
-        (Target::Required, Some(t)) if t == source => {
+        (Target::Required, Some(t)) if source == SourceLanguage::Known(t) => {
             return Err(format!(
                 "options `source_language` and `target_language` are both `{t}`: \
                  there is nothing to translate"
@@ -146,7 +176,7 @@ pub fn parse(job_type: JobType, options: &Value) -> Result<Options, String> {
         .transpose()?;
     Ok(Options {
         source,
-        target: target.filter(|t| *t != source),
+        target: target.filter(|t| SourceLanguage::Known(*t) != source),
         format,
     })
 }
@@ -222,17 +252,17 @@ mod tests {
     #[test]
     fn defaults_and_spellings() {
         let o = parse(JobType::VideoTranslation, &json!({"target_language": "ES"})).unwrap();
-        assert_eq!(o.source, Language::English);
+        assert_eq!(o.source, Language::English.into());
         assert_eq!(o.target, Some(Language::Spanish));
         assert_eq!(o.format_or("mp4"), "mp4");
         let o = parse(JobType::Subtitles, &Value::Null).unwrap();
-        assert_eq!((o.source, o.target), (Language::English, None));
+        assert_eq!((o.source, o.target), (Language::English.into(), None));
         let o = parse(
             JobType::SubtitleToAudio,
             &json!({"source_language": "spa", "format": ".MP3"}),
         )
         .unwrap();
-        assert_eq!(o.source, Language::Spanish);
+        assert_eq!(o.text_source(), Language::Spanish);
         assert_eq!(o.target, None);
         assert_eq!(o.format.as_deref(), Some("mp3"));
         // Speaking the cues in their own language is no translation.
@@ -242,6 +272,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o.target, None);
+        // Speech jobs detect the language they hear.
+        let o = parse(
+            JobType::AudioTranslation,
+            &json!({"source_language": "Auto", "target_language": "en"}),
+        )
+        .unwrap();
+        assert_eq!(o.source, SourceLanguage::Detect);
+        assert_eq!(o.target(), Language::English);
+        let o = parse(JobType::Subtitles, &json!({"source_language": "auto"})).unwrap();
+        assert_eq!((o.source, o.target), (SourceLanguage::Detect, None));
     }
 
     #[test]
@@ -261,6 +301,17 @@ mod tests {
                 "audio_translation",
                 json!({"target_language": "en"}),
                 "both `en`",
+            ),
+            (
+                "subtitle_translation",
+                json!({"source_language": "auto", "target_language": "es"}),
+                "option `source_language`: `auto` detects the language of speech, and \
+                 subtitle_translation reads text",
+            ),
+            (
+                "subtitles",
+                json!({"source_language": "fr"}),
+                "option `source_language`: unsupported language: `fr` (supported: en, es, or auto",
             ),
             (
                 "video_translation",

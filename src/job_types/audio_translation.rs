@@ -42,10 +42,11 @@ impl Handler for AudioTranslation {
     async fn finalize(&self, ctx: &StepContext) -> Result<Option<NewMedia>, HandlerError> {
         let p = &self.0;
         let options = options::parse(JOB_TYPE, &ctx.job.options).map_err(HandlerError::Fatal)?;
-        let (source, target) = (options.source, options.target());
+
         let format = AudioFormat::from_name(options.format_or("m4a"))
             .map_err(|e| HandlerError::Fatal(format!("option `format`: {e}")))?;
         let plan = speech::plan_data(ctx)?;
+        let (source, target) = (plan.source(&options)?, options.target());
         let results: Vec<SpeechResult> = super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         until_cancelled(&ctx.cancel, async {
@@ -68,6 +69,7 @@ impl Handler for AudioTranslation {
             let stored = output.upload(&p.storage, "audio", &file, &encoded).await?;
             let metadata = json!({
                 "source_language": source,
+                "detected_probability": plan.detected_probability,
                 "target_language": target,
                 "segments": results.len(),
                 "cues": cues.len(),

@@ -41,7 +41,12 @@ use std::sync::Arc;
 /// the object store `config` names. Nothing is run or checked here
 /// ([`crate::pipeline::Engines::check`] does that).
 pub fn registry(config: &Config) -> Result<Registry> {
-    let pipeline = Pipeline::from_config(config)?;
+    registry_with(Pipeline::from_config(config)?)
+}
+
+/// Every job type of the catalogue with its handler, the pipeline's running on `pipeline`
+/// (whose engines a worker checks, and so starts, before it claims).
+pub fn registry_with(pipeline: Arc<Pipeline>) -> Result<Registry> {
     let mut registry = Registry::new();
     for job_type in JobType::ALL {
         let p = pipeline.clone();

@@ -153,7 +153,7 @@ impl Handler for SubtitleToAudio {
                     input: serde_json::to_value(WindowInput {
                         window,
                         cues: slots,
-                        source_language: options.source,
+                        source_language: options.text_source(),
                         target_language: options.target,
                     })
                     .expect("serializable"),
@@ -270,7 +270,7 @@ impl Handler for SubtitleToAudio {
             .map_err(|e| HandlerError::Fatal(format!("the job's plan is unreadable: {e}")))?;
         let results: Vec<WindowResult> = super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
-        let language = options.target.unwrap_or(options.source);
+        let language = options.target.unwrap_or(options.text_source());
         until_cancelled(&ctx.cancel, async {
             let dir = scratch(ctx.job.id, "finalize", ctx.attempt)?;
             let keys: Vec<&str> = results.iter().map(|r| r.audio_key.as_str()).collect();
@@ -302,7 +302,7 @@ impl Handler for SubtitleToAudio {
                 .map_err(|e| pipeline_error(e, None))?;
             let stored = output.upload(&p.storage, "audio", &file, &encoded).await?;
             let metadata = json!({
-                "source_language": options.source,
+                "source_language": options.text_source(),
                 "language": language,
                 "segments": results.len(),
                 "cues": plan.cues,

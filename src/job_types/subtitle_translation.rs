@@ -83,7 +83,7 @@ impl Handler for SubtitleTranslation {
                 let last = batch.last().expect("batches are not empty");
                 let segment_input = BatchInput {
                     cues: batch.to_vec(),
-                    source_language: options.source,
+                    source_language: options.text_source(),
                     target_language: options.target(),
                 };
                 Ok(NewSegment {
@@ -176,7 +176,7 @@ impl Handler for SubtitleTranslation {
                 .find(|(f, _, _)| *f == main)
                 .expect("both formats are written");
             let metadata = json!({
-                "source_language": options.source,
+                "source_language": options.text_source(),
                 "target_language": options.target(),
                 "input_format": plan.input_format,
                 "segments": results.len(),

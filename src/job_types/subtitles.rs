@@ -71,6 +71,7 @@ impl Handler for Subtitles {
         let p = &self.0;
         let options = options::parse(JOB_TYPE, &ctx.job.options).map_err(HandlerError::Fatal)?;
         let plan = speech::plan_data(ctx)?;
+        let source = plan.source(&options)?;
         let results: Vec<SpeechResult> = super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         let cues = speech::cues(&results, false);
@@ -83,7 +84,7 @@ impl Handler for Subtitles {
         until_cancelled(&ctx.cancel, async {
             let dir = scratch(ctx.job.id, "finalize", ctx.attempt)?;
             let mut output = Output::new(&ctx.job, &input);
-            let name = format!("{}.{}", input.stem(), options.source.code());
+            let name = format!("{}.{}", input.stem(), source.code());
             let written =
                 upload_subtitles(&p.storage, &mut output, dir.path(), &cues, &name).await?;
             let main = SubtitleFormat::from_extension(options.format_or("srt"))
@@ -93,7 +94,8 @@ impl Handler for Subtitles {
                 .find(|(f, _, _)| *f == main)
                 .expect("both formats are written");
             let metadata = json!({
-                "source_language": options.source,
+                "source_language": source,
+                "detected_probability": plan.detected_probability,
                 "segments": results.len(),
                 "cues": cues.len(),
                 "engines": p.engine_names(),

@@ -46,8 +46,9 @@ impl Handler for VideoTranslation {
     async fn finalize(&self, ctx: &StepContext) -> Result<Option<NewMedia>, HandlerError> {
         let p = &self.0;
         let options = options::parse(JOB_TYPE, &ctx.job.options).map_err(HandlerError::Fatal)?;
-        let (source, target) = (options.source, options.target());
+
         let plan = speech::plan_data(ctx)?;
+        let (source, target) = (plan.source(&options)?, options.target());
         let results: Vec<SpeechResult> = super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         until_cancelled(&ctx.cancel, async {
@@ -87,6 +88,7 @@ impl Handler for VideoTranslation {
             };
             let metadata = json!({
                 "source_language": source,
+                "detected_probability": plan.detected_probability,
                 "target_language": target,
                 "segments": results.len(),
                 "cues": cues.len(),

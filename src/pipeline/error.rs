@@ -48,6 +48,14 @@ pub enum PipelineError {
         "the pipeline cannot run: missing {missing}; install with `apt-get install -y {packages}` (or run bin/deps)"
     )]
     EnginesUnavailable { missing: String, packages: String },
+    /// An engine installed outside Debian's packages (the whisper engine's Python and
+    /// models) is missing: `install` is the command that installs it.
+    #[error("the {engine} engine cannot run: {missing}; install it with `{install}`")]
+    EngineMissing {
+        engine: &'static str,
+        missing: String,
+        install: &'static str,
+    },
     /// A program ran and failed; `stderr` is the end of what it printed.
     #[error("`{program}` failed ({status}): {stderr}")]
     ToolFailed {
@@ -108,6 +116,7 @@ impl PipelineError {
         match self {
             PipelineError::ToolMissing { .. }
             | PipelineError::EnginesUnavailable { .. }
+            | PipelineError::EngineMissing { .. }
             | PipelineError::ToolFailed { .. }
             | PipelineError::Io { .. }
             | PipelineError::Http { .. } => true,

@@ -73,6 +73,73 @@ impl FromStr for Language {
     }
 }
 
+/// The language of an input's speech: given, or `auto`, detected by the speech-to-text
+/// engine among the languages Octavia knows. Serialized as `en`, `es` or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
+pub enum SourceLanguage {
+    Known(Language),
+    Detect,
+}
+
+impl SourceLanguage {
+    /// The language given, `None` when it is to be detected.
+    pub fn known(self) -> Option<Language> {
+        match self {
+            SourceLanguage::Known(language) => Some(language),
+            SourceLanguage::Detect => None,
+        }
+    }
+}
+
+impl From<Language> for SourceLanguage {
+    fn from(language: Language) -> Self {
+        SourceLanguage::Known(language)
+    }
+}
+
+impl FromStr for SourceLanguage {
+    type Err = PipelineError;
+
+    /// `auto` (any case), or any spelling of a [`Language`].
+    fn from_str(s: &str) -> Result<Self> {
+        if s.trim().eq_ignore_ascii_case("auto") {
+            return Ok(SourceLanguage::Detect);
+        }
+        s.parse::<Language>()
+            .map(SourceLanguage::Known)
+            .map_err(|_| {
+                PipelineError::UnsupportedLanguage(format!(
+                    "`{s}` (supported: {}, or auto to detect it)",
+                    Language::ALL.map(Language::code).join(", ")
+                ))
+            })
+    }
+}
+
+impl From<SourceLanguage> for &'static str {
+    fn from(language: SourceLanguage) -> Self {
+        match language {
+            SourceLanguage::Known(language) => language.code(),
+            SourceLanguage::Detect => "auto",
+        }
+    }
+}
+
+impl TryFrom<String> for SourceLanguage {
+    type Error = PipelineError;
+
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for SourceLanguage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str((*self).into())
+    }
+}
+
 impl From<Language> for &'static str {
     fn from(language: Language) -> Self {
         language.code()
@@ -112,6 +179,22 @@ mod tests {
         let read: Language = serde_json::from_str(r#""eng""#).unwrap();
         assert_eq!(read, Language::English);
         assert!(serde_json::from_str::<Language>(r#""fr""#).is_err());
+        assert_eq!(
+            "AUTO".parse::<SourceLanguage>().unwrap(),
+            SourceLanguage::Detect
+        );
+        assert_eq!(
+            "es-MX".parse::<SourceLanguage>().unwrap(),
+            SourceLanguage::Known(Language::Spanish)
+        );
+        let read: SourceLanguage = serde_json::from_str(r#""en""#).unwrap();
+        assert_eq!(read.known(), Some(Language::English));
+        assert_eq!(
+            serde_json::to_string(&SourceLanguage::Detect).unwrap(),
+            r#""auto""#
+        );
+        let e = "fr".parse::<SourceLanguage>().unwrap_err().to_string();
+        assert!(e.contains("`fr`") && e.contains("auto"), "{e}");
         let e = "fr".parse::<Language>().unwrap_err();
         assert!(!e.is_retryable());
         assert!(

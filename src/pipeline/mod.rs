@@ -23,4 +23,4 @@ pub mod subtitles;
 
 pub use engines::Engines;
 pub use error::{PipelineError, Result, SubtitleError};
-pub use lang::Language;
+pub use lang::{Language, SourceLanguage};

@@ -12,10 +12,10 @@ use super::context::{
 };
 use crate::job::NewSegment;
 use crate::job::options::Options;
-use crate::pipeline::engines::Phrase;
+use crate::pipeline::engines::{Detected, Phrase};
 use crate::pipeline::media::{self, Window};
 use crate::pipeline::subtitles::Cue;
-use crate::pipeline::{Language, PipelineError};
+use crate::pipeline::{Language, PipelineError, SourceLanguage};
 use crate::storage;
 use crate::worker::{HandlerError, Plan, SegmentContext, StepContext};
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -26,6 +26,12 @@ use std::path::Path;
 /// Windows extracted and uploaded at once by a plan: ffmpeg's seeks and the uploads
 /// overlap, without taking every core of a machine that runs other work too.
 const EXTRACTIONS_AT_ONCE: usize = 3;
+
+/// Language detection hears this much of the input at a time (Whisper listens to 30 s).
+const DETECT_SAMPLE_MS: u64 = 30_000;
+/// A detection at least this sure is taken; a less sure one has up to two more samples
+/// heard, later in the input, and the surest wins.
+const DETECT_SURE: f64 = 0.7;
 
 /// A speech segment's input (`job_segments.input`): everything it needs, so running it
 /// reads nothing else.
@@ -51,6 +57,51 @@ pub struct SpeechPlan {
     pub audio_codec: String,
     pub segments: usize,
     pub segment_seconds: u64,
+    /// The language spoken: the one given, or the one detected (absent from plans made
+    /// before detection existed, whose options give it).
+    #[serde(default)]
+    pub source_language: Option<Language>,
+    /// How sure the engine was, when the language was detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_probability: Option<f64>,
+}
+
+impl SpeechPlan {
+    /// The language spoken in the input.
+    pub fn source(&self, options: &Options) -> Result<Language, HandlerError> {
+        self.source_language
+            .or(options.source.known())
+            .ok_or_else(|| HandlerError::Fatal("the plan recorded no source language".into()))
+    }
+}
+
+/// The language spoken in `media`, as the speech-to-text engine detects it in samples of
+/// its speech.
+async fn detect_language(
+    p: &Pipeline,
+    media: &Path,
+    duration_ms: u64,
+    dir: &Path,
+) -> Result<Detected, PipelineError> {
+    let mut best: Option<Detected> = None;
+    for third in 0..3 {
+        let start = duration_ms * third / 3;
+        if third > 0 && start + DETECT_SAMPLE_MS / 2 > duration_ms {
+            break;
+        }
+        let window = Window::new(start, (start + DETECT_SAMPLE_MS).min(duration_ms));
+        let wav = dir.join(format!("detect-{third}.wav"));
+        media::extract_speech(media, window, &wav).await?;
+        let detected = p.engines.speech_to_text.detect_language(&wav).await?;
+        let _ = tokio::fs::remove_file(&wav).await;
+        if detected.probability >= DETECT_SURE {
+            return Ok(detected);
+        }
+        if best.is_none_or(|b| detected.probability > b.probability) {
+            best = Some(detected);
+        }
+    }
+    Ok(best.expect("the first sample is always heard"))
 }
 
 /// Plans a speech job: probes the input (fatal if it is not media, has no audio, or, when
@@ -80,6 +131,24 @@ pub async fn plan(
                 input.describe()
             ))
         })?;
+        let (source, detected_probability) = match options.source {
+            SourceLanguage::Known(language) => (language, None),
+            SourceLanguage::Detect => {
+                let d = detect_language(p, &path, info.duration_ms, dir.path())
+                    .await
+                    .map_err(blame)?;
+                (d.language, Some(d.probability))
+            }
+        };
+        if options.target == Some(source) {
+            return Err(HandlerError::Fatal(format!(
+                "{}: its speech is in {} (detected, probability {:.2}), the language asked \
+                 to translate it to: there is nothing to translate",
+                input.describe(),
+                source.name(),
+                detected_probability.unwrap_or(1.0)
+            )));
+        }
         let windows = media::speech_windows(&path, info.duration_ms, &p.cut_options())
             .await
             .map_err(blame)?;
@@ -105,7 +174,7 @@ pub async fn plan(
                     let segment_input = SpeechInput {
                         key,
                         window,
-                        source_language: options.source,
+                        source_language: source,
                         target_language: options.target,
                     };
                     Ok::<_, HandlerError>(NewSegment {
@@ -125,6 +194,8 @@ pub async fn plan(
             audio_codec: audio.codec.clone(),
             segments: segments.len(),
             segment_seconds: p.settings.segment_seconds,
+            source_language: Some(source),
+            detected_probability,
         };
         Ok(Plan {
             segments,

@@ -1,7 +1,7 @@
 //! The HTTP engines: OpenAI-compatible speech-to-text (`/v1/audio/transcriptions`) and
 //! text-to-speech (`/v1/audio/speech`), and LibreTranslate-compatible `/translate`.
 
-use super::traits::{Phrase, SpeechToText, TextToSpeech, Translator};
+use super::traits::{Detected, Phrase, SpeechToText, TextToSpeech, Translator};
 use crate::pipeline::media::{self, WORK_SPEC, wav::Wav};
 use crate::pipeline::{Language, PipelineError, Result};
 use async_trait::async_trait;
@@ -110,6 +110,8 @@ impl OpenAiSpeechToText {
 struct Transcription {
     #[serde(default)]
     text: String,
+    /// The language heard, by name (`english`) or code; servers send it with verbose_json.
+    language: Option<String>,
     duration: Option<f64>,
     segments: Option<Vec<TranscriptionSegment>>,
 }
@@ -125,13 +127,9 @@ fn ms(seconds: f64) -> u64 {
     (seconds.max(0.0) * 1000.0).round() as u64
 }
 
-#[async_trait]
-impl SpeechToText for OpenAiSpeechToText {
-    fn name(&self) -> &'static str {
-        "openai speech-to-text"
-    }
-
-    async fn transcribe(&self, wav: &Path, language: Language) -> Result<Vec<Phrase>> {
+impl OpenAiSpeechToText {
+    /// Transcribes `wav`, in `language` or, without one, in the language the server detects.
+    async fn request(&self, wav: &Path, language: Option<Language>) -> Result<Transcription> {
         let audio = tokio::fs::read(wav)
             .await
             .map_err(|e| PipelineError::io(format!("reading {}", wav.display()), e))?;
@@ -139,16 +137,29 @@ impl SpeechToText for OpenAiSpeechToText {
             .file_name("audio.wav")
             .mime_str("audio/wav")
             .expect("a valid media type");
-        let form = reqwest::multipart::Form::new()
+        let mut form = reqwest::multipart::Form::new()
             .part("file", file)
             .text("model", self.model.clone())
-            .text("language", language.code())
             // verbose_json is the response format that carries segment timings.
             .text("response_format", "verbose_json")
             .text("timestamp_granularities[]", "segment");
+        if let Some(language) = language {
+            form = form.text("language", language.code());
+        }
         let request = with_key(self.client.post(&self.url), &self.api_key).multipart(form);
         let body = send(self.name(), &self.url, request).await?;
-        let answer: Transcription = decode(self.name(), &body)?;
+        decode(self.name(), &body)
+    }
+}
+
+#[async_trait]
+impl SpeechToText for OpenAiSpeechToText {
+    fn name(&self) -> &'static str {
+        "openai speech-to-text"
+    }
+
+    async fn transcribe(&self, wav: &Path, language: Language) -> Result<Vec<Phrase>> {
+        let answer = self.request(wav, Some(language)).await?;
         let phrases: Vec<Phrase> = match answer.segments {
             Some(segments) => segments
                 .into_iter()
@@ -169,6 +180,26 @@ impl SpeechToText for OpenAiSpeechToText {
             }],
         };
         Ok(phrases.into_iter().filter(|p| !p.text.is_empty()).collect())
+    }
+
+    async fn detect_language(&self, wav: &Path) -> Result<Detected> {
+        let answer = self.request(wav, None).await?;
+        let name = answer.language.ok_or_else(|| PipelineError::BadOutput {
+            engine: self.name(),
+            message: "no `language` in the answer to a request without one".into(),
+        })?;
+        let language = name.parse::<Language>().map_err(|_| {
+            PipelineError::UnsupportedLanguage(format!(
+                "the speech is in `{name}` (as {} heard it), not a language Octavia \
+                 translates ({})",
+                self.name(),
+                Language::ALL.map(Language::code).join(", ")
+            ))
+        })?;
+        Ok(Detected {
+            language,
+            probability: 1.0,
+        })
     }
 }
 

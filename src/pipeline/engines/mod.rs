@@ -1,25 +1,30 @@
 //! The pipeline's engines: speech-to-text, translation and text-to-speech, each a trait
-//! with an offline implementation over a Debian program and one over an HTTP service.
+//! with offline implementations (Debian programs; Whisper in a Python helper) and one
+//! over an HTTP service.
 //! `[engines]` in the configuration picks one of each; [`Engines::from_config`] builds
 //! them and [`Engines::check`] tells a worker at start-up what is not installed.
 
 mod apertium;
 mod espeak;
 mod http;
+mod phrases;
 mod pocketsphinx;
 mod traits;
+pub mod whisper;
 
 pub use apertium::Apertium;
 pub use espeak::EspeakNg;
 pub(crate) use espeak::{TEST_MEDIA_WORDS_PER_MINUTE, espeak_to_wav};
 pub use http::{LibreTranslate, OpenAiSpeechToText, OpenAiTextToSpeech};
-pub use pocketsphinx::{Pocketsphinx, Word, group_words, parse_pocketsphinx};
-pub use traits::{Phrase, SpeechToText, TextToSpeech, Translator};
+pub use phrases::{Word, group_words};
+pub use pocketsphinx::{Pocketsphinx, parse_pocketsphinx};
+pub use traits::{Detected, Phrase, SpeechToText, TextToSpeech, Translator};
+pub use whisper::{Whisper, WhisperSettings};
 
 use super::process::{self, APERTIUM, ESPEAK, FFMPEG, FFPROBE, POCKETSPHINX, Tool};
 use super::{PipelineError, Result};
 use crate::config::{Config, EnginesConfig};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +32,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Engines {
     pub speech_to_text: Arc<dyn SpeechToText>,
+    /// The same engine as `speech_to_text` when it is whisper, for its start-up check.
+    whisper: Option<Arc<Whisper>>,
     pub translator: Arc<dyn Translator>,
     pub text_to_speech: Arc<dyn TextToSpeech>,
     config: EnginesConfig,
@@ -51,7 +58,21 @@ impl Engines {
     pub fn from_config(config: &Config) -> Result<Engines> {
         let e = &config.engines;
         let timeout = Duration::from_secs(e.http_timeout_seconds);
+        let whisper = (e.speech_to_text == "whisper").then(|| {
+            let path = PathBuf::from;
+            Arc::new(Whisper::new(WhisperSettings {
+                python: path(&e.whisper_python),
+                english_model: Some(&e.whisper_english_model)
+                    .filter(|m| !m.trim().is_empty())
+                    .map(path),
+                multilingual_model: path(&e.whisper_multilingual_model),
+                threads: e.whisper_threads,
+                helpers: e.whisper_helpers as usize,
+                beam_size: e.whisper_beam_size,
+            }))
+        });
         let speech_to_text: Arc<dyn SpeechToText> = match e.speech_to_text.as_str() {
+            "whisper" => whisper.clone().expect("built above"),
             "openai" => Arc::new(OpenAiSpeechToText::new(
                 &e.speech_to_text_url,
                 &e.speech_to_text_model,
@@ -80,6 +101,7 @@ impl Engines {
         };
         Ok(Engines {
             speech_to_text,
+            whisper,
             translator,
             text_to_speech,
             config: e.clone(),
@@ -88,8 +110,18 @@ impl Engines {
 
     /// Checks that the programs and data the configured engines need are installed, so a
     /// worker refuses to start instead of failing every job. The error lists everything
-    /// missing and the Debian packages that provide it.
+    /// missing and the Debian packages that provide it, or names the whisper engine's
+    /// missing parts and the command that installs them; a whisper engine is left with
+    /// a helper running and its English model loaded.
     pub async fn check(&self) -> Result<()> {
+        self.check_programs().await?;
+        if let Some(whisper) = &self.whisper {
+            whisper.check().await?;
+        }
+        Ok(())
+    }
+
+    async fn check_programs(&self) -> Result<()> {
         let mut tools: Vec<Tool> = vec![FFMPEG, FFPROBE];
         let mut files: Vec<(&str, &'static str)> = Vec::new();
         if self.config.speech_to_text == "pocketsphinx" {

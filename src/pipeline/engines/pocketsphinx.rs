@@ -6,7 +6,8 @@
 //! `<sil>` is a pause, `[NOISE]`/`[SPEECH]`/`++…++` are fillers; a word's alternative
 //! pronunciation carries a suffix, `probably(2)`.
 
-use super::traits::{Phrase, SpeechToText};
+use super::phrases::{Word, group_words};
+use super::traits::SpeechToText;
 use crate::pipeline::media::wav::Wav;
 use crate::pipeline::process::{self, POCKETSPHINX};
 use crate::pipeline::{Language, PipelineError, Result};
@@ -14,25 +15,9 @@ use async_trait::async_trait;
 use std::ffi::OsString;
 use std::path::Path;
 
-/// A pause at least this long between two words ends a phrase.
-const PHRASE_GAP_MS: u64 = 400;
-/// A phrase grows no longer than this: a subtitle must be readable in its time.
-const PHRASE_MAX_MS: u64 = 6_000;
-const PHRASE_MAX_WORDS: usize = 14;
-
 /// Offline English speech recognition with pocketsphinx.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pocketsphinx;
-
-/// A recognized word and when it was spoken, from the start of the audio; `None` as
-/// text marks the end of an utterance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Word {
-    pub start_ms: u64,
-    pub end_ms: u64,
-    /// The word; `None` marks the end of an utterance (`</s>`).
-    pub text: Option<String>,
-}
 
 /// Reads `pocketsphinx_continuous -time yes` output: the words, without markers and
 /// fillers, and the ends of utterances.
@@ -78,55 +63,17 @@ pub fn parse_pocketsphinx(output: &str) -> Vec<Word> {
     words
 }
 
-/// Groups words into phrases: a new phrase starts after an utterance ends, after a pause
-/// of 400 ms, or when a phrase would outgrow its length limits.
-pub fn group_words(words: &[Word]) -> Vec<Phrase> {
-    let mut phrases: Vec<Phrase> = Vec::new();
-    let mut current: Vec<&str> = Vec::new();
-    let (mut start, mut end) = (0, 0);
-    let mut flush = |current: &mut Vec<&str>, start: u64, end: u64| {
-        if !current.is_empty() {
-            phrases.push(Phrase {
-                start_ms: start,
-                end_ms: end.max(start + 1),
-                text: current.join(" "),
-            });
-            current.clear();
-        }
-    };
-    for word in words {
-        let Some(text) = &word.text else {
-            flush(&mut current, start, end);
-            continue;
-        };
-        if !current.is_empty()
-            && (word.start_ms.saturating_sub(end) >= PHRASE_GAP_MS
-                || word.end_ms.saturating_sub(start) > PHRASE_MAX_MS
-                || current.len() >= PHRASE_MAX_WORDS)
-        {
-            flush(&mut current, start, end);
-        }
-        if current.is_empty() {
-            start = word.start_ms;
-        }
-        current.push(text);
-        end = word.end_ms;
-    }
-    flush(&mut current, start, end);
-    phrases
-}
-
 #[async_trait]
 impl SpeechToText for Pocketsphinx {
     fn name(&self) -> &'static str {
         "pocketsphinx"
     }
 
-    async fn transcribe(&self, wav: &Path, language: Language) -> Result<Vec<Phrase>> {
+    async fn transcribe(&self, wav: &Path, language: Language) -> Result<Vec<super::Phrase>> {
         if language != Language::English {
             return Err(PipelineError::UnsupportedLanguage(format!(
                 "pocketsphinx recognizes English only (its en-us model), not `{language}`; \
-                 set engines.speech_to_text = \"openai\" for other languages"
+                 set engines.speech_to_text = \"whisper\" for other languages"
             )));
         }
         // pocketsphinx reads raw samples at 16 kHz whatever the file says, so anything
@@ -162,6 +109,7 @@ impl SpeechToText for Pocketsphinx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::engines::Phrase;
 
     const OUTPUT: &str = "we probably got\n<s> 0.000 0.230 0.999200\nwe 0.240 0.410 0.674391\n<sil> 0.420 0.530 0.999000\nprobably(2) 0.540 0.860 0.178583\n[NOISE] 0.870 0.900 0.5\ngot 0.910 1.260 0.976283\n</s> 1.270 1.610 1.000000\nthe weather is nice\n<s> 3.000 3.100 1\nthe 3.100 3.200 0.9\nweather 3.200 3.600 0.9\n<sil> 3.600 4.100 1\nis 4.100 4.200 0.9\nnice 4.200 4.500 0.9\n</s> 4.500 4.700 1\n";
 
@@ -209,24 +157,5 @@ mod tests {
                 },
             ]
         );
-    }
-
-    #[test]
-    fn long_speech_is_split_into_readable_phrases() {
-        let words: Vec<Word> = (0..40)
-            .map(|i| Word {
-                start_ms: i * 300,
-                end_ms: i * 300 + 250,
-                text: Some(format!("w{i}")),
-            })
-            .collect();
-        let phrases = group_words(&words);
-        assert!(phrases.len() >= 3, "{phrases:?}");
-        for p in &phrases {
-            assert!(p.end_ms - p.start_ms <= PHRASE_MAX_MS, "{p:?}");
-            assert!(p.text.split(' ').count() <= PHRASE_MAX_WORDS);
-        }
-        let all: Vec<String> = phrases.iter().map(|p| p.text.clone()).collect();
-        assert_eq!(all.join(" ").split(' ').count(), 40);
     }
 }

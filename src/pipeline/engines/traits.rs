@@ -2,7 +2,7 @@
 //! and the phrases speech-to-text gives.
 
 use crate::pipeline::subtitles::Cue;
-use crate::pipeline::{Language, Result};
+use crate::pipeline::{Language, PipelineError, Result};
 use async_trait::async_trait;
 use std::path::Path;
 
@@ -26,6 +26,14 @@ impl Phrase {
     }
 }
 
+/// The language a speech-to-text engine detected in a file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detected {
+    pub language: Language,
+    /// The engine's confidence, 0 to 1 (1 from engines that do not say).
+    pub probability: f64,
+}
+
 /// Turns speech into timed text.
 #[async_trait]
 pub trait SpeechToText: Send + Sync {
@@ -35,6 +43,18 @@ pub trait SpeechToText: Send + Sync {
     /// Transcribes a 16 kHz mono 16-bit WAV (as [`crate::pipeline::media::extract_speech`]
     /// writes) spoken in `language`, as phrases in order. Silence gives no phrases.
     async fn transcribe(&self, wav: &Path, language: Language) -> Result<Vec<Phrase>>;
+
+    /// The language spoken in a WAV of the same format, the most likely of
+    /// [`Language::ALL`]. Engines that cannot tell answer
+    /// [`PipelineError::UnsupportedLanguage`].
+    async fn detect_language(&self, wav: &Path) -> Result<Detected> {
+        let _ = wav;
+        Err(PipelineError::UnsupportedLanguage(format!(
+            "{} cannot detect the language spoken: give source_language, or set \
+             engines.speech_to_text = \"whisper\"",
+            self.name()
+        )))
+    }
 }
 
 /// Translates text.

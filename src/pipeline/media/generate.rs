@@ -77,7 +77,7 @@ pub async fn generate_speech_wav(
         to_work_wav(&raw, &work).await?;
         let wav = Wav::read(&work).await?;
         let start = w.frames();
-        w.write(&wav.data).await?;
+        w.write(speech_of(&wav.data)).await?;
         placed.push((
             Window::new(WORK_SPEC.ms_of(start), WORK_SPEC.ms_of(w.frames())),
             sentence.to_string(),
@@ -90,6 +90,26 @@ pub async fn generate_speech_wav(
         duration_ms,
         sentences: placed,
     })
+}
+
+/// A sample quieter than this (about -40 dBFS) is silence around synthesized speech.
+const QUIET_SAMPLE: i16 = 300;
+
+/// Mono 16-bit samples without the silence before and after the speech, so a sentence's
+/// window is where its voice is.
+fn speech_of(data: &[u8]) -> &[u8] {
+    let loud = |frame: &[u8]| {
+        i16::from_le_bytes([frame[0], frame[1]]).unsigned_abs() > QUIET_SAMPLE as u16
+    };
+    let frames: Vec<&[u8]> = data.chunks_exact(2).collect();
+    let Some(first) = frames.iter().position(|f| loud(f)) else {
+        return data;
+    };
+    let last = frames
+        .iter()
+        .rposition(|f| loud(f))
+        .expect("a loud frame exists");
+    &data[first * 2..(last + 1) * 2]
 }
 
 /// Generates an audio-only file of the spoken sentences in `format`.

@@ -106,15 +106,15 @@ async fn bad_inputs_fail_clearly_are_refunded_and_the_worker_keeps_serving() {
             "needs an input media file",
         ),
         (
-            // The offline recognizer knows English only: the segment says so, once.
+            // English speech, detected, to be translated into English: the plan says so.
             env.job(
                 user,
                 "audio_translation",
                 Some(speech),
-                json!({"source_language": "es", "target_language": "en"}),
+                json!({"source_language": "auto", "target_language": "en"}),
             )
             .await,
-            "pocketsphinx recognizes English only",
+            "its speech is in English (detected, probability",
         ),
     ];
     let worker = env.worker("w1");

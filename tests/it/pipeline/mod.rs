@@ -1,4 +1,4 @@
-//! The pipeline's building blocks against the real programs (ffmpeg, espeak-ng,
+//! The pipeline's building blocks against the real programs (ffmpeg, espeak-ng, whisper,
 //! pocketsphinx, apertium) on media generated for each test, and the HTTP engines against
 //! a small local server with the services' endpoint shapes. A missing program fails its
 //! test with the command that installs it.
@@ -13,6 +13,19 @@ use std::path::Path;
 
 /// The sentences of the generated test media, and the pause between them.
 pub use octavia::pipeline::media::{SAMPLE_PAUSE_MS as PAUSE_MS, SAMPLE_SENTENCES as SENTENCES};
+
+/// Spanish sentences for generated speech.
+pub const SPANISH_SENTENCES: [&str; 4] = [
+    "El tiempo está muy bueno hoy.",
+    "Me gustaría tomar un café con leche.",
+    "Por favor, llámame mañana por la mañana.",
+    "La casa está cerca del río.",
+];
+
+/// The word error rate of `phrases` heard for `sentences`.
+pub fn wer_of(sentences: &[&str], heard: &[String]) -> f64 {
+    octavia_dev::wer::word_errors(&sentences.join(" "), &heard.join(" ")).rate()
+}
 
 /// The value of a pipeline result, or a panic with the error's message (which, for a
 /// missing program, says how to install it).
