@@ -2,7 +2,8 @@
 //! deletions and insertions that turn the reference words into the words heard, over the
 //! number of reference words. Both texts are normalised first: lower case, punctuation
 //! stripped (an apostrophe inside a word is kept), hyphens as spaces, and numbers written
-//! as English words, so "10 years" and "ten years" are the same two words.
+//! as English words, so "10 years" and "ten years" are the same two words, and "$50.00"
+//! is "fifty dollars".
 
 /// The edit counts between a reference and what was heard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -93,6 +94,7 @@ pub fn normalize(text: &str) -> Vec<String> {
     let mut words = Vec::new();
     for raw in lower.split_whitespace() {
         let percent = raw.ends_with('%');
+        let dollars = raw.starts_with('$');
         // Keep letters, digits, and apostrophes and separators inside a word or number.
         let token: String = raw
             .trim_matches(|c: char| !c.is_alphanumeric())
@@ -103,7 +105,11 @@ pub fn normalize(text: &str) -> Vec<String> {
         if token.is_empty() {
             continue;
         }
-        let digits: String = token.chars().filter(|c| *c != ',').collect();
+        let mut digits: String = token.chars().filter(|c| *c != ',').collect();
+        // "50.00" is 50: no cents.
+        if let Some(whole) = digits.strip_suffix(".00") {
+            digits = whole.to_string();
+        }
         match digits.parse::<u64>() {
             Ok(n) if digits.chars().all(|c| c.is_ascii_digit()) => words.extend(number_words(n)),
             _ => {
@@ -124,6 +130,9 @@ pub fn normalize(text: &str) -> Vec<String> {
         }
         if percent {
             words.push("percent".into());
+        }
+        if dollars {
+            words.push("dollars".into());
         }
     }
     words
@@ -212,6 +221,7 @@ mod tests {
             )
         );
         assert_eq!(normalize("«¿Qué tal?»"), ["qué", "tal"]);
+        assert_eq!(normalize("It is $50.00."), normalize("it is fifty dollars"));
         assert_eq!(normalize(" ... "), Vec::<String>::new());
     }
 

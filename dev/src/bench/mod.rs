@@ -9,6 +9,7 @@
 mod api_load;
 mod ceiling;
 mod measure;
+pub mod quality;
 mod scale;
 mod soak;
 mod suite;
@@ -47,6 +48,11 @@ pub struct BenchArgs {
     pub suite: bool,
     #[command(flatten)]
     pub suite_args: suite::SuiteArgs,
+    /// Measure how well the speech-to-text engines hear instead (bin/bench --quality)
+    #[arg(long, conflicts_with = "suite")]
+    pub quality: bool,
+    #[command(flatten)]
+    pub quality_args: quality::QualityArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,6 +79,9 @@ pub struct BenchReport {
 pub async fn run(args: BenchArgs) -> Result<()> {
     if args.suite {
         return suite::run(&args.suite_args).await;
+    }
+    if args.quality {
+        return quality::run(&args.quality_args).await;
     }
     let latency_db = ScratchDatabase::create("bench").await?;
     let latency = measure::pickup_latency(&latency_db.url, args.latency_samples).await;

@@ -328,9 +328,13 @@ async fn dub(
     let job = api.job(job.id).await?;
     let client = pool.get().await.map_err(octavia::Error::from)?;
     let segments = octavia::queue::admin::segments(&client, job.id).await?;
+    let engines = octavia::config::EnginesConfig::default();
     println!(
-        "dubbed in {:.1} s; what each segment's worker heard (pocketsphinx) and said (apertium, espeak-ng):",
-        followed.elapsed().as_secs_f64()
+        "dubbed in {:.1} s; what each segment's worker heard ({}) and said ({}, {}):",
+        followed.elapsed().as_secs_f64(),
+        engines.speech_to_text,
+        engines.translator,
+        engines.text_to_speech
     );
     for line in report::segment_lines(&segments) {
         println!("{line}");

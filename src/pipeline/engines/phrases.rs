@@ -61,10 +61,13 @@ pub fn group_words(words: &[Word]) -> Vec<Phrase> {
 
 /// Frames of this length are voiced or not, for [`snap_to_speech`].
 const FRAME_MS: u64 = 10;
-/// A frame is voiced when its RMS level is above this (-40 dBFS).
-const VOICED_RMS: f64 = 328.0;
-/// How far [`snap_to_speech`] moves a phrase's start or end.
+/// A frame is voiced when its RMS level is above this (about -47 dBFS): the quiet
+/// consonants at a sentence's edges are.
+const VOICED_RMS: f64 = 150.0;
+/// How far [`snap_to_speech`] moves an edge across speech.
 const SNAP_MAX_MS: u64 = 600;
+/// A pause this short inside speech (a stop consonant's closure) does not end it.
+const SNAP_GAP_MS: u64 = 150;
 
 /// Which 10 ms frames of a mono 16-bit WAV are voiced.
 fn voiced_frames(wav: &Wav) -> Vec<bool> {
@@ -87,60 +90,76 @@ fn voiced_frames(wav: &Wav) -> Vec<bool> {
 /// Moves each phrase's start and end onto the edges of the speech around them. Whisper's
 /// word times come from its attention, and at a phrase's edges they are often a few
 /// hundred milliseconds early or late; the audio says where the voice starts and stops.
-/// A start in silence moves forward to the first voiced frame, a start in speech back
-/// to where that speech began; an end likewise. No edge moves more than 600 ms, past
-/// the other edge, or into the neighbouring phrases.
-pub fn snap_to_speech(phrases: &mut [Phrase], wav: &Wav) {
+/// An edge in silence moves across the silence to the voice inside the phrase; an edge in
+/// speech moves outwards to where that speech (pauses under 150 ms included) begins or
+/// ends, at most 600 ms, and never into the neighbouring phrases.
+///
+/// A phrase with no voiced frame at all is left out: Whisper heard words in a pause (a
+/// "Thank you." in the silence at a window's end). Audio with no voiced frame anywhere is
+/// too quiet to tell, and keeps its phrases as they are.
+pub fn snap_to_speech(mut phrases: Vec<Phrase>, wav: &Wav) -> Vec<Phrase> {
     let voiced = voiced_frames(wav);
-    let frames = voiced.len() as u64;
-    if frames == 0 {
-        return;
+    if !voiced.contains(&true) {
+        return phrases;
     }
-    let at = |ms: u64| voiced[((ms / FRAME_MS).min(frames - 1)) as usize];
+    let mut voiceless = vec![false; phrases.len()];
+    // Frame indexes from here on.
+    let last_frame = voiced.len() as u64 - 1;
+    let frame = |ms: u64| (ms / FRAME_MS).min(last_frame);
+    let (max_move, max_gap) = (SNAP_MAX_MS / FRAME_MS, SNAP_GAP_MS / FRAME_MS);
+    let on = |f: u64| voiced[f as usize];
     for i in 0..phrases.len() {
-        let floor = if i == 0 { 0 } else { phrases[i - 1].end_ms };
+        let floor = if i == 0 {
+            0
+        } else {
+            frame(phrases[i - 1].end_ms)
+        };
         let ceiling = phrases
             .get(i + 1)
-            .map_or(frames * FRAME_MS, |next| next.start_ms);
-        let Phrase {
-            mut start_ms,
-            mut end_ms,
-            ..
-        } = phrases[i];
-        let (start0, end0) = (start_ms, end_ms);
-        if at(start_ms) {
-            while start_ms >= floor + FRAME_MS
-                && start0 - start_ms < SNAP_MAX_MS
-                && at(start_ms - FRAME_MS)
-            {
-                start_ms -= FRAME_MS;
-            }
-        } else {
-            let mut t = start_ms;
-            while t + FRAME_MS < end_ms && t - start0 < SNAP_MAX_MS && !at(t) {
-                t += FRAME_MS;
-            }
-            if at(t) {
-                start_ms = t;
-            }
+            .map_or(last_frame, |next| frame(next.start_ms).saturating_sub(1));
+        let (mut first, mut last) = (
+            frame(phrases[i].start_ms),
+            frame(phrases[i].end_ms.saturating_sub(1)),
+        );
+        if last < first {
+            continue;
         }
-        let last = end_ms.saturating_sub(1).max(start_ms);
-        if at(last) {
-            while end_ms + FRAME_MS <= ceiling && end_ms - end0 < SNAP_MAX_MS && at(end_ms) {
-                end_ms += FRAME_MS;
-            }
-        } else {
-            let mut t = last;
-            while t > start_ms + FRAME_MS && end0 - t < SNAP_MAX_MS && !at(t) {
-                t -= FRAME_MS;
-            }
-            if at(t) {
-                end_ms = (t / FRAME_MS + 1) * FRAME_MS;
-            }
+        if !(first..=last).any(on) {
+            voiceless[i] = true;
+            continue;
         }
-        phrases[i].start_ms = start_ms;
-        phrases[i].end_ms = end_ms.max(start_ms + 1);
+        if on(first) {
+            let mut earliest = first;
+            let mut f = first;
+            while f > floor && first - f < max_move && earliest - f <= max_gap {
+                f -= 1;
+                if on(f) {
+                    earliest = f;
+                }
+            }
+            first = earliest;
+        } else if let Some(f) = (first..=last).find(|&f| on(f)) {
+            first = f;
+        }
+        if on(last) {
+            let mut latest = last;
+            let mut f = last;
+            while f < ceiling && f - last < max_move && f - latest <= max_gap {
+                f += 1;
+                if on(f) {
+                    latest = f;
+                }
+            }
+            last = latest;
+        } else if let Some(f) = (first..=last).rev().find(|&f| on(f)) {
+            last = f;
+        }
+        phrases[i].start_ms = first * FRAME_MS;
+        phrases[i].end_ms = (last + 1) * FRAME_MS;
     }
+    let mut keep = voiceless.iter().map(|v| !v);
+    phrases.retain(|_| keep.next().expect("one flag per phrase"));
+    phrases
 }
 
 #[cfg(test)]
@@ -180,22 +199,36 @@ mod tests {
     fn edges_move_onto_the_speech() {
         let audio = wav(6_000, &[(1_200, 3_000), (4_000, 5_000)]);
         // Early start and early end; late start and late end.
-        let mut phrases = vec![phrase(850, 2_810), phrase(4_200, 5_300)];
-        snap_to_speech(&mut phrases, &audio);
+        let phrases = snap_to_speech(vec![phrase(850, 2_810), phrase(4_200, 5_300)], &audio);
         assert_eq!(
             (phrases[0].start_ms, phrases[0].end_ms),
             (1_200, 3_000),
             "{phrases:?}"
         );
         assert_eq!((phrases[1].start_ms, phrases[1].end_ms), (4_000, 5_000));
-        // Never more than 600 ms, nor into the phrase before.
-        let mut far = vec![phrase(100, 1_300), phrase(2_000, 2_500)];
-        snap_to_speech(&mut far, &audio);
-        assert_eq!((far[0].start_ms, far[0].end_ms), (100, 1_900), "{far:?}");
+        // Across any silence inside the phrase; across speech, 600 ms at most and never
+        // into the phrase before.
+        let far = vec![
+            phrase(100, 1_300),
+            phrase(2_000, 2_500),
+            phrase(3_500, 5_900),
+        ];
+        let far = snap_to_speech(far, &audio);
+        assert_eq!((far[0].start_ms, far[0].end_ms), (1_200, 1_900), "{far:?}");
         assert_eq!((far[1].start_ms, far[1].end_ms), (1_900, 3_000), "{far:?}");
+        assert_eq!((far[2].start_ms, far[2].end_ms), (4_000, 5_000), "{far:?}");
+        // A short pause inside speech is crossed, a long one is not.
+        let stops = wav(4_000, &[(1_000, 1_500), (1_600, 2_000), (2_500, 3_000)]);
+        let p = snap_to_speech(vec![phrase(1_600, 2_700)], &stops);
+        assert_eq!((p[0].start_ms, p[0].end_ms), (1_000, 3_000), "{p:?}");
+        let p = snap_to_speech(vec![phrase(1_800, 1_900)], &stops);
+        assert_eq!((p[0].start_ms, p[0].end_ms), (1_200, 2_000), "{p:?}");
+        // Words heard in a pause are left out.
+        let p = snap_to_speech(vec![phrase(3_100, 3_300), phrase(4_200, 5_300)], &audio);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!((p[0].start_ms, p[0].end_ms), (4_000, 5_000));
         // Silence everywhere: nothing moves.
-        let mut quiet = vec![phrase(100, 900)];
-        snap_to_speech(&mut quiet, &wav(2_000, &[]));
+        let quiet = snap_to_speech(vec![phrase(100, 900)], &wav(2_000, &[]));
         assert_eq!((quiet[0].start_ms, quiet[0].end_ms), (100, 900));
     }
 

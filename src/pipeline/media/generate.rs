@@ -10,10 +10,9 @@ use crate::pipeline::{Language, PipelineError, Result};
 use std::ffi::OsString;
 use std::path::Path;
 
-/// Sentences to speak in generated media, for the tests and the demo. pocketsphinx's
-/// general English model hears espeak-ng's voice poorly; of these it gets "the weather is",
-/// "I would like", "tomorrow" and "two three four" right, and little of most other
-/// sentences tried, so a dub of them has words to translate.
+/// Sentences to speak in generated media, for the tests and the demo: everyday English
+/// that the whisper engine hears word for word in espeak-ng's voice (pocketsphinx gets
+/// "the weather is", "I would like", "tomorrow" and "two three four" right).
 pub const SAMPLE_SENTENCES: [&str; 4] = [
     "The weather is very good today.",
     "I would like a cup of coffee.",

@@ -293,6 +293,30 @@ pub fn same_duration(output_ms: u64, input_ms: u64) {
     );
 }
 
+/// The word error rate of what a speech job's segments heard (the phrases of
+/// `job_segments.result`) against `sentences`, and the words heard.
+pub async fn heard_wer(env: &Env, job: Uuid, sentences: &[&str]) -> (f64, String) {
+    let mut heard = Vec::new();
+    let mut shown = Vec::new();
+    for s in env.segments(job).await {
+        let result = s.result.unwrap();
+        let window = &result["window"];
+        shown.push(format!(
+            "[segment {}-{} ms]",
+            window["start_ms"], window["end_ms"]
+        ));
+        for p in result["phrases"].as_array().unwrap() {
+            let text = p["text"].as_str().unwrap().to_string();
+            shown.push(format!("{}-{} {text}", p["start_ms"], p["end_ms"]));
+            heard.push(text);
+        }
+    }
+    (
+        crate::pipeline::wer_of(sentences, &heard),
+        shown.join(" | "),
+    )
+}
+
 /// The workers that recorded the segments' results.
 pub fn workers_of(segments: &[SegmentView]) -> Vec<String> {
     let mut workers: Vec<String> = segments

@@ -14,13 +14,11 @@ use std::path::Path;
 /// The sentences of the generated test media, and the pause between them.
 pub use octavia::pipeline::media::{SAMPLE_PAUSE_MS as PAUSE_MS, SAMPLE_SENTENCES as SENTENCES};
 
-/// Spanish sentences for generated speech.
-pub const SPANISH_SENTENCES: [&str; 4] = [
-    "El tiempo está muy bueno hoy.",
-    "Me gustaría tomar un café con leche.",
-    "Por favor, llámame mañana por la mañana.",
-    "La casa está cerca del río.",
-];
+/// The quality benchmark's sentences, with known text, for the speech-to-text tests.
+pub use octavia_dev::bench::quality::corpus::{ENGLISH, SPANISH};
+
+/// The first Spanish sentences.
+pub const SPANISH_SENTENCES: [&str; 4] = [SPANISH[0], SPANISH[1], SPANISH[2], SPANISH[3]];
 
 /// The word error rate of `phrases` heard for `sentences`.
 pub fn wer_of(sentences: &[&str], heard: &[String]) -> f64 {

@@ -8,7 +8,8 @@ lines over its stdin and stdout. Once faster_whisper is imported it writes
    "prompt": TEXT | null, "beam_size": 5, "threads": 1}
 
 it writes one answer: {"language": CODE, "probability": P, "duration": SECONDS,
-"words": [{"start": S, "end": S, "text": T, "segment": I}, ...], "segments": [{"start",
+"words": [{"start": S, "end": S, "text": T, "segment": I}, ...] (a word's text starts
+with a space unless it continues the word before: "o" "'clock"), "segments": [{"start",
 "end", "text"}, ...]}, or {"error": MESSAGE}. With "language": null the language is
 detected, choosing only among "languages". {"detect": PATH, "model": DIR, "languages":
 [...], "threads": N} answers {"language": CODE, "probability": P, "top_language": CODE,
@@ -108,7 +109,7 @@ def transcribe(request):
         )
         for w in segment.words or []:
             words.append(
-                {"start": w.start, "end": w.end, "text": w.word.strip(), "segment": i}
+                {"start": w.start, "end": w.end, "text": w.word, "segment": i}
             )
     return {
         "language": language,

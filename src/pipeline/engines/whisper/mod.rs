@@ -151,34 +151,43 @@ fn prompt(language: Language) -> &'static str {
 const SENTENCE_ENDS: [char; 4] = ['.', '?', '!', '…'];
 
 /// The helper's words as [`Word`]s in milliseconds, with an utterance's end after each
-/// sentence and between faster-whisper's segments.
+/// sentence (faster-whisper's segments may end inside one, so they end nothing). A token
+/// that does not start with a space continues the word before ("o" "'clock", "1" ",2").
 fn words(heard: &Heard) -> Vec<Word> {
     let ms = |s: f64| (s.max(0.0) * 1000.0).round() as u64;
-    let mut words = Vec::with_capacity(heard.words.len() + 8);
+    let mut words: Vec<Word> = Vec::with_capacity(heard.words.len() + 8);
     let mut segment = None;
     for w in &heard.words {
         let text = w.text.trim();
         if text.is_empty() {
             continue;
         }
-        if segment.is_some_and(|s| s != w.segment) {
+        let same_segment = segment == Some(w.segment);
+        if !w.text.starts_with(char::is_whitespace)
+            && same_segment
+            && let Some(Word {
+                text: Some(previous),
+                end_ms,
+                ..
+            }) = words.last_mut()
+        {
+            previous.push_str(text);
+            *end_ms = ms(w.end.max(w.start)).max(*end_ms);
+        } else {
             words.push(Word {
                 start_ms: ms(w.start),
-                end_ms: ms(w.start),
-                text: None,
+                end_ms: ms(w.end.max(w.start)),
+                text: Some(text.to_string()),
             });
         }
         segment = Some(w.segment);
-        let (start_ms, end_ms) = (ms(w.start), ms(w.end.max(w.start)));
-        words.push(Word {
-            start_ms,
-            end_ms,
-            text: Some(text.to_string()),
+        let last = words.last().expect("a word was just added");
+        let ends_sentence = last.text.as_deref().is_some_and(|t| {
+            t.trim_end_matches(['"', '\'', ')', '»', '”'])
+                .ends_with(SENTENCE_ENDS)
         });
-        if text
-            .trim_end_matches(['"', '\'', ')', '»', '”'])
-            .ends_with(SENTENCE_ENDS)
-        {
+        if ends_sentence {
+            let end_ms = last.end_ms;
             words.push(Word {
                 start_ms: end_ms,
                 end_ms,
@@ -208,9 +217,8 @@ impl SpeechToText for Whisper {
                 threads: self.settings.threads,
             })
             .await?;
-        let mut phrases = group_words(&words(&heard));
-        snap_to_speech(&mut phrases, &Wav::read(wav).await?);
-        Ok(phrases)
+        let phrases = group_words(&words(&heard));
+        Ok(snap_to_speech(phrases, &Wav::read(wav).await?))
     }
 
     async fn detect_language(&self, wav: &Path) -> Result<Detected> {
@@ -271,24 +279,33 @@ mod tests {
     }
 
     #[test]
-    fn sentences_and_segments_end_phrases() {
+    fn sentences_end_phrases_and_split_tokens_are_joined() {
         let h = heard(&[
-            (0.0, 0.3, "The", 0),
-            (0.3, 0.6, "weather", 0),
-            (0.6, 1.0, "is nice.", 0),
-            (1.1, 1.3, "I", 0),
-            (1.3, 1.6, "would", 0),
-            (1.6, 1.9, "like", 1),
-            (1.9, 2.2, "\"tea?\"", 1),
-            (2.2, 2.5, "", 1),
-            (2.3, 2.6, "Yes", 1),
+            (0.0, 0.3, " The", 0),
+            (0.3, 0.6, " weather", 0),
+            (0.6, 1.0, " is nice.", 0),
+            (1.1, 1.3, " I", 0),
+            (1.3, 1.6, " would", 0),
+            (1.6, 1.9, " like", 1),
+            (1.9, 2.2, " \"tea?\"", 1),
+            (2.2, 2.5, " ", 1),
+            (2.3, 2.6, " Yes", 1),
+            (2.6, 2.8, " at", 1),
+            (2.8, 2.9, " 7", 1),
+            (2.9, 3.0, " o", 1),
+            (3.0, 3.3, "'clock", 1),
         ]);
         let phrases = group_words(&words(&h));
         let texts: Vec<&str> = phrases.iter().map(|p| p.text.as_str()).collect();
         assert_eq!(
             texts,
-            ["The weather is nice.", "I would", "like \"tea?\"", "Yes"]
+            [
+                "The weather is nice.",
+                "I would like \"tea?\"",
+                "Yes at 7 o'clock"
+            ]
         );
+        assert_eq!(phrases[2].end_ms, 3300);
         assert_eq!(
             phrases[0],
             Phrase {
