@@ -50,3 +50,19 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Chaos(scenario) => Ok(octavia_dev::chaos::run_cli(scenario).await?),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Clap's own checks of the whole command line (duplicate names, conflicts): they
+    /// otherwise run only when a subcommand is first parsed.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["octavia-dev", "bench", "--quality", "--no-video"]);
+        assert!(cli.is_ok());
+        assert!(Cli::try_parse_from(["octavia-dev", "bench", "--quality", "--suite"]).is_err());
+    }
+}

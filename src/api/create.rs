@@ -39,7 +39,8 @@ pub struct NewJobRequest {
     pub input_media_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
     /// The job type's options, e.g. `{"source_language": "en", "target_language": "es"}`;
-    /// the translating types need `target_language`.
+    /// the translating types need `target_language`; the types that hear speech take
+    /// `"source_language": "auto"` to have it detected.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub options: Value,
