@@ -138,6 +138,26 @@ async fn whisper_names_what_is_missing_and_the_command_that_installs_it() {
 }
 
 #[tokio::test]
+async fn a_whisper_request_that_fails_says_why_and_the_next_one_is_heard() {
+    let dir = scratch();
+    let engines = engines();
+    let stt = &engines.speech_to_text;
+    let missing = dir.path().join("missing.wav");
+    let e = stt
+        .transcribe(&missing, Language::English)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("whisper helper") && e.to_string().contains("missing.wav"),
+        "{e}"
+    );
+    assert!(e.is_retryable(), "{e}");
+    let (wav, _) = speech(dir.path(), "en", &SENTENCES[..1], Language::English).await;
+    let phrases = must(stt.transcribe(&wav, Language::English).await);
+    assert_eq!(phrases.len(), 1, "{phrases:?}");
+}
+
+#[tokio::test]
 async fn pocketsphinx_hears_some_of_the_spoken_words_at_their_times() {
     let dir = scratch();
     let video = dir.path().join("talk.mp4");

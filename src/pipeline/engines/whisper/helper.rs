@@ -209,8 +209,13 @@ impl Helper {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Sends one request and reads its answer.
-    async fn call<T: DeserializeOwned>(&mut self, request: &impl Serialize) -> Result<T> {
+    /// Sends one request and reads its answer: `Err` when the helper is broken (it died,
+    /// or said something that is not the protocol), `Ok(Err(message))` when it refused
+    /// the request and is well.
+    async fn call<T: DeserializeOwned>(
+        &mut self,
+        request: &impl Serialize,
+    ) -> Result<Result<T, String>> {
         let mut line = serde_json::to_vec(request).expect("serializable");
         line.push(b'\n');
         let sent = async {
@@ -222,14 +227,10 @@ impl Helper {
             // The helper is gone; reading tells how it ended.
             return Err(self.died().await);
         }
-        match self.read::<Reply<T>>().await? {
+        Ok(match self.read::<Reply<T>>().await? {
             Reply::Done(answer) => Ok(answer),
-            Reply::Failed { error } => Err(PipelineError::ToolFailed {
-                program: PROGRAM,
-                status: "the request failed".into(),
-                stderr: error,
-            }),
-        }
+            Reply::Failed { error } => Err(error),
+        })
     }
 
     /// Reads one line of the protocol.
@@ -289,18 +290,15 @@ impl Pool {
     pub async fn call<T: DeserializeOwned>(&self, request: &impl Serialize) -> Result<T> {
         let _slot = self.slots.acquire().await.expect("never closed");
         let mut helper = self.take().await?;
-        // On an error, or if this future is dropped, the helper goes with it (killed).
-        let answer = helper.call(request).await;
-        let keep = match &answer {
-            Ok(_) => true,
-            // A request the helper refused leaves it well.
-            Err(PipelineError::ToolFailed { status, .. }) => status == "the request failed",
-            Err(_) => false,
-        };
-        if keep {
-            self.idle.lock().expect("not poisoned").push(helper);
-        }
-        answer
+        // A broken helper, or one whose request is dropped with this future, is dropped
+        // (killed); one that answered, even with a refusal, serves the next request.
+        let answer = helper.call(request).await?;
+        self.idle.lock().expect("not poisoned").push(helper);
+        answer.map_err(|error| PipelineError::ToolFailed {
+            program: PROGRAM,
+            status: "the request failed".into(),
+            stderr: error,
+        })
     }
 
     /// An idle helper that is still running, or a new one.
