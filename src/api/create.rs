@@ -18,6 +18,7 @@ use super::{media, projects};
 use crate::credits;
 use crate::job::{JobType, MediaType};
 use crate::queue::enqueue::{self, Created, Idempotency, PaidJob};
+use crate::storage;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -176,7 +177,7 @@ async fn replay<C: GenericClient + Sync>(
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 402, description = "The price exceeds the balance (both in the error)", body = ErrorBody),
         (status = 404, description = "No such project or media of the caller's", body = ErrorBody),
-        (status = 409, description = "Upload not completed, or Idempotency-Key used with another request", body = ErrorBody),
+        (status = 409, description = "Upload not completed, its bytes changed after it was completed, or Idempotency-Key used with another request", body = ErrorBody),
         (status = 422, description = "Invalid job type, input or options", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -224,6 +225,15 @@ pub async fn create_job(
                     "the input's upload is not completed: POST /api/uploads/{id}/complete first"
                         .into(),
                 ));
+            }
+            if let Some(seal) = storage::Seal::recorded(&media.metadata) {
+                let now = state.storage.head(&media.s3_key).await?;
+                if let Some(why) = seal.broken_by(now.as_ref()) {
+                    return Err(ApiError::Conflict(format!(
+                        "the input {id} is not what its upload completed with: {why}; \
+                         upload the file again"
+                    )));
+                }
             }
             let kind = media.media_type.as_deref().unwrap_or_default();
             if let Some(accepted) = accepted

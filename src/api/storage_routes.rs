@@ -107,6 +107,28 @@ pub async fn download(
     Ok(response)
 }
 
+/// Refuses a PUT to `key` unless a media row is waiting for its upload there: once
+/// `complete` has priced the bytes, they are sealed. The key names the media
+/// (`media/{user}/{media}/{file}`), so the row is found by its primary key.
+async fn pending_upload(state: &ApiState, key: &str) -> Result<(), ApiError> {
+    let refused = |why: &str| {
+        ApiError::Conflict(format!(
+            "{why}: its bytes can no longer be changed; create a new upload (POST /api/uploads)"
+        ))
+    };
+    let media = key
+        .strip_prefix("media/")
+        .and_then(|rest| rest.split('/').nth(1))
+        .and_then(|id| id.parse::<uuid::Uuid>().ok())
+        .ok_or_else(|| refused("this key is not an upload's"))?;
+    let client = state.pool.get().await?;
+    match super::media::load(&client, media).await? {
+        Some(row) if row.s3_key == key && !row.is_uploaded() => Ok(()),
+        Some(row) if row.s3_key == key => Err(refused("this upload was completed")),
+        _ => Err(refused("no upload has this key")),
+    }
+}
+
 /// Why a streamed upload stopped early.
 const BODY_OK: u8 = 0;
 const BODY_TOO_LARGE: u8 = 1;
@@ -124,6 +146,7 @@ const BODY_BROKEN: u8 = 2;
         (status = 400, description = "Malformed parameters, or the body broke off", body = ErrorBody),
         (status = 403, description = "Missing, altered or expired signature", body = ErrorBody),
         (status = 404, description = "Not the local store", body = ErrorBody),
+        (status = 409, description = "No pending upload has this key: it was completed (its bytes are sealed) or never made", body = ErrorBody),
         (status = 413, description = "Larger than api.max_upload_bytes", body = ErrorBody),
     ),
     security(())
@@ -136,6 +159,7 @@ pub async fn upload(
     body: Body,
 ) -> Result<axum::Json<Stored>, ApiError> {
     check(&state, Method::PUT, &key, &query)?;
+    pending_upload(&state, &key).await?;
     let max = state.config.api.max_upload_bytes;
     let too_large = || {
         ApiError::TooLarge(format!(

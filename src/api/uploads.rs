@@ -246,6 +246,8 @@ pub async fn complete(
     };
     let mut found = found;
     found["upload"] = json!("complete");
+    // From here the bytes are these: whatever is put to the link later is refused.
+    found["sealed"] = json!(storage::Seal::of(&info));
     db::execute(
         &client,
         sql::COMPLETE_MEDIA,

@@ -30,12 +30,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod keys;
 mod links;
+mod seal;
 
 pub use keys::{LOCAL_ROUTE, job_output_key, job_prefix, media_key, plan_key, segment_key};
 use keys::{parse_key, parse_prefix};
 
 use links::LocalLinks;
 pub use links::SignatureError;
+pub use seal::Seal;
 
 /// The HTTP method of a signed URL (re-exported so callers need not depend on `http`).
 pub use object_store::signer::Method;
@@ -260,13 +262,20 @@ impl Storage {
 
     /// Reads the whole object at `key`. [`Error::NotFound`] when there is none.
     pub async fn get_bytes(&self, key: &str) -> Result<Bytes> {
+        Ok(self.get_bytes_info(key).await?.1)
+    }
+
+    /// As [`Storage::get_bytes`], with what the store said of the object it sent.
+    pub async fn get_bytes_info(&self, key: &str) -> Result<(ObjectInfo, Bytes)> {
         let location = parse_key(key)?;
         let got = self
             .store
             .get(&location)
             .await
             .map_err(|e| store_error(key, e))?;
-        got.bytes().await.map_err(|e| store_error(key, e))
+        let info = ObjectInfo::from(got.meta.clone());
+        let bytes = got.bytes().await.map_err(|e| store_error(key, e))?;
+        Ok((info, bytes))
     }
 
     /// The object at `key` as a stream of chunks, with its size and date (for an HTTP
@@ -290,7 +299,13 @@ impl Storage {
     /// Streams the object at `key` into the file `file` (created or truncated); returns its
     /// size. On failure the partial file is removed.
     pub async fn get_to_file(&self, key: &str, file: &Path) -> Result<u64> {
-        let (_, mut chunks) = self.get_stream(key).await?;
+        Ok(self.get_to_file_info(key, file).await?.size)
+    }
+
+    /// As [`Storage::get_to_file`], returning what the store said of the object it sent
+    /// (its entity tag is that of the bytes written, even if the object changes after).
+    pub async fn get_to_file_info(&self, key: &str, file: &Path) -> Result<ObjectInfo> {
+        let (meta, mut chunks) = self.get_stream(key).await?;
         let mut out = tokio::fs::File::create(file).await?;
         let copied = async {
             let mut size = 0;
@@ -306,7 +321,7 @@ impl Storage {
             drop(out);
             let _ = tokio::fs::remove_file(file).await;
         }
-        copied
+        copied.map(|size| ObjectInfo { size, ..meta })
     }
 
     /// Size and date of the object at `key`, or `None` when there is none.

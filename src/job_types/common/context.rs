@@ -13,7 +13,7 @@ use crate::job::{JobInfo, SegmentStatus};
 use crate::pipeline::media::{CutOptions, FitOptions};
 use crate::pipeline::{Engines, PipelineError};
 use crate::sql;
-use crate::storage::Storage;
+use crate::storage::{Seal, Storage};
 use crate::worker::{HandlerError, StepContext};
 use deadpool_postgres::Pool;
 use serde::de::DeserializeOwned;
@@ -130,6 +130,8 @@ pub struct InputMedia {
     pub s3_key: String,
     pub media_type: Option<String>,
     pub mimetype: Option<String>,
+    /// What its upload completed with; `None` for media that was not uploaded.
+    pub seal: Option<Seal>,
 }
 
 impl InputMedia {
@@ -154,6 +156,10 @@ impl InputMedia {
             s3_key: row.get("s3_key"),
             media_type: row.get("media_type"),
             mimetype: row.get("mimetype"),
+            seal: row
+                .get::<_, Option<Value>>("metadata")
+                .as_ref()
+                .and_then(Seal::recorded),
         })
     }
 
@@ -195,12 +201,31 @@ impl InputMedia {
         format!("input media {} (`{}`)", self.id, self.file_name())
     }
 
+    /// Refuses bytes that are not those its upload was completed (and priced) with: put
+    /// to the upload's link afterwards. Fatal: the job is refunded.
+    pub fn check_sealed(&self, got: &crate::storage::ObjectInfo) -> Result<(), HandlerError> {
+        match self.seal.as_ref().and_then(|s| s.broken_by(Some(got))) {
+            None => Ok(()),
+            Some(why) => Err(HandlerError::Fatal(format!(
+                "{} is not what its upload completed with: {why}; upload the file again \
+                 and create a new job",
+                self.describe()
+            ))),
+        }
+    }
+
     /// Downloads the file into `dir`, keeping its name (some tools look at the extension).
     /// An object missing from the store is fatal: the upload never completed.
     pub async fn download(&self, storage: &Storage, dir: &Path) -> Result<PathBuf, HandlerError> {
         let path = dir.join(format!("input-{}", self.file_name()));
-        match storage.get_to_file(&self.s3_key, &path).await {
-            Ok(_) => Ok(path),
+        match storage.get_to_file_info(&self.s3_key, &path).await {
+            Ok(got) => {
+                let sealed = self.check_sealed(&got);
+                if sealed.is_err() {
+                    let _ = tokio::fs::remove_file(&path).await;
+                }
+                sealed.map(|()| path)
+            }
             Err(Error::NotFound { .. }) => Err(HandlerError::Fatal(format!(
                 "{}: the store has no object at `{}` (was the upload completed?)",
                 self.describe(),
@@ -295,6 +320,7 @@ mod tests {
             s3_key: key.into(),
             media_type: None,
             mimetype: None,
+            seal: None,
         }
     }
 

@@ -43,11 +43,12 @@ pub async fn read(p: &Pipeline, ctx: &StepContext) -> Result<SubtitleInput, Hand
                 media.describe()
             )));
         }
-        let bytes = p
+        let (got, bytes) = p
             .storage
-            .get_bytes(&media.s3_key)
+            .get_bytes_info(&media.s3_key)
             .await
             .map_err(|e| retryable(&format!("downloading {}", media.describe()), e))?;
+        media.check_sealed(&got)?;
         let invalid = |e: crate::pipeline::SubtitleError| {
             HandlerError::Fatal(format!(
                 "{}: not a usable subtitle file: {e}",

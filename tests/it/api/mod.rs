@@ -6,6 +6,7 @@ mod events;
 mod fuzz;
 mod jobs;
 mod ops;
+mod sealed;
 mod storage;
 mod webhooks;
 

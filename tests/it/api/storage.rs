@@ -17,7 +17,7 @@ const SRT: &str = "1\n00:00:01,000 --> 00:00:31,000\nHello there.\n\n\
                    2\n00:01:00,000 --> 00:01:40,500\nGeneral Kenobi.\n";
 
 /// Starts an upload and returns (media id, upload URL).
-async fn start_upload(
+pub(super) async fn start_upload(
     api: &TestApi,
     token: &str,
     name: &str,
@@ -42,7 +42,7 @@ async fn start_upload(
     )
 }
 
-async fn complete(api: &TestApi, token: &str, media: &str) -> (StatusCode, Value) {
+pub(super) async fn complete(api: &TestApi, token: &str, media: &str) -> (StatusCode, Value) {
     parts(
         api.post(&format!("/api/uploads/{media}/complete"), token, json!({}))
             .await,

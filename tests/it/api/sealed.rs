@@ -1,0 +1,154 @@
+//! Sealed uploads: once `complete` has priced an upload, other bytes put to its link are
+//! refused (the local store's route) or found out (S3) when a job is created and when the
+//! pipeline reads the input, and nobody is charged the wrong price.
+
+use super::storage::{complete, start_upload};
+use super::*;
+use crate::s3::S3Server;
+use crate::support::{TestWorker, wait_terminal};
+use octavia::job::JobView;
+use octavia::queue::admin;
+
+/// One cue, shown until 5 s: one minute's price.
+const HONEST: &str = "1\n00:00:01,000 --> 00:00:05,000\nHello there.\n";
+
+/// 120 cues over 118 minutes: 118 minutes' price.
+fn swapped() -> String {
+    (0..120)
+        .map(|i| {
+            let start = i * 59;
+            format!(
+                "{}\n{:02}:{:02}:{:02},000 --> {:02}:{:02}:{:02},500\nLine {i}.\n\n",
+                i + 1,
+                start / 3600,
+                start / 60 % 60,
+                start % 60,
+                (start + 58) / 3600,
+                (start + 58) / 60 % 60,
+                (start + 58) % 60
+            )
+        })
+        .collect()
+}
+
+/// Uploads and completes [`HONEST`], then puts the swapped file to the same link; returns
+/// the media id and the status of that second PUT.
+async fn upload_then_swap(api: &TestApi, token: &str) -> (String, StatusCode) {
+    let (media, url) = start_upload(api, token, "talk.srt", "subtitle", HONEST.len()).await;
+    let r = api.http.put(&url).body(HONEST).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let (status, done) = complete(api, token, &media).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["duration_seconds"], 5.0, "{done}");
+    let r = api.http.put(&url).body(swapped()).send().await.unwrap();
+    (media, r.status())
+}
+
+async fn create_job(api: &TestApi, token: &str, media: &str) -> (StatusCode, Value) {
+    parts(
+        api.post(
+            "/api/jobs",
+            token,
+            json!({"job_type": "subtitle_translation", "input_media_id": media,
+                   "options": {"target_language": "es"}}),
+        )
+        .await,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_local_store_refuses_bytes_put_after_an_upload_was_completed() {
+    let db = TestDb::new().await;
+    let (config, _dir) = config(&db);
+    let api = TestApi::start(config.clone()).await;
+    let (user, token) = signed_in(&api, &db, "user", 100).await;
+    let (media, second_put) = upload_then_swap(&api, &token).await;
+    assert_eq!(second_put, StatusCode::CONFLICT);
+
+    // The stored bytes are the completed ones, and the job costs what they are worth.
+    let (_, view) = parts(api.get(&format!("/api/media/{media}"), &token).await).await;
+    let download = view["download"]["url"].as_str().unwrap();
+    let stored = api.http.get(download).send().await.unwrap().text().await;
+    assert_eq!(stored.unwrap(), HONEST);
+    let (status, job) = create_job(&api, &token, &media).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(job["cost_credits"], config.pricing.subtitle_translation);
+    assert_eq!(
+        balance(&db, user).await.0,
+        100 - job["cost_credits"].as_i64().unwrap()
+    );
+
+    // A signed link to a key no pending upload has is refused too.
+    let (other, url) = start_upload(&api, &token, "b.srt", "subtitle", HONEST.len()).await;
+    let r = api.http.put(&url).body(HONEST).send().await.unwrap();
+    assert!(r.status().is_success());
+    complete(&api, &token, &other).await;
+    let r = api.http.put(&url).body("x").send().await.unwrap();
+    let body = assert_error(r, StatusCode::CONFLICT, "conflict").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("this upload was completed"),
+        "{body}"
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn bytes_swapped_in_s3_after_completion_are_refused_at_job_creation_and_at_plan() {
+    let s3 = S3Server::start();
+    let db = TestDb::new().await;
+    let (mut config, _dir) = config(&db);
+    config.storage = s3.config();
+    let api = TestApi::start(config.clone()).await;
+    let (user, token) = signed_in(&api, &db, "user", 100).await;
+
+    // A presigned S3 PUT stays valid: S3 takes the swapped bytes, Octavia refuses them.
+    let (media, second_put) = upload_then_swap(&api, &token).await;
+    assert!(second_put.is_success(), "{second_put}");
+    let r = api
+        .post(
+            "/api/jobs",
+            &token,
+            json!({"job_type": "subtitle_translation", "input_media_id": media,
+                   "options": {"target_language": "es"}}),
+        )
+        .await;
+    let body = assert_error(r, StatusCode::CONFLICT, "conflict").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("is not what its upload completed with") && message.contains("bytes"),
+        "{message}"
+    );
+    assert_eq!(balance(&db, user).await, (100, 100), "nothing was charged");
+
+    // Swapped after the job was created: the plan refuses it, and the job is refunded.
+    let (media, url) = start_upload(&api, &token, "late.srt", "subtitle", HONEST.len()).await;
+    let r = api.http.put(&url).body(HONEST).send().await.unwrap();
+    assert!(r.status().is_success());
+    let (status, _) = complete(&api, &token, &media).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, job) = create_job(&api, &token, &media).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let r = api.http.put(&url).body(swapped()).send().await.unwrap();
+    assert!(r.status().is_success());
+    let mut worker_config = crate::support::fast_config(&db);
+    worker_config.storage = config.storage.clone();
+    let registry = octavia::job_types::registry(&worker_config).unwrap();
+    let worker = TestWorker::start(worker_config, registry, "w-sealed");
+    let id: Uuid = job["id"].as_str().unwrap().parse().unwrap();
+    wait_terminal(&db, &[id], 60).await;
+    worker.stop().await;
+    let client = db.client().await;
+    let view: JobView = admin::job(&client, id).await.unwrap().unwrap();
+    assert_eq!(view.status, "failed", "{:?}", view.last_error);
+    let error = view.last_error.unwrap_or_default();
+    assert!(
+        error.contains("is not what its upload completed with"),
+        "{error}"
+    );
+    assert_eq!(balance(&db, user).await, (100, 100), "the job was refunded");
+    api.stop().await;
+}
