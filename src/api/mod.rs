@@ -31,6 +31,7 @@ mod projects;
 mod sessions;
 mod state;
 mod storage_routes;
+mod transcript;
 mod uploads;
 mod webhooks;
 
@@ -80,6 +81,7 @@ fn routes(config: &Config) -> OpenApiRouter<ApiState> {
         .routes(routes!(media::get))
         .routes(routes!(create::create_job, jobs::list))
         .routes(routes!(jobs::get))
+        .routes(routes!(transcript::get))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
         .routes(routes!(events::job_events))

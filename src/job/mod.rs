@@ -8,13 +8,14 @@
 //!   spells them;
 //! - what a worker holds ([`ClaimedStep`], [`ClaimedSegment`], [`JobInfo`], [`Step`]),
 //!   what a plan creates ([`NewSegment`]) and a finalize records ([`NewMedia`]);
-//! - how jobs and segments are reported ([`JobView`], [`SegmentView`]).
+//! - how jobs and segments are reported ([`JobView`], [`SegmentView`], [`transcript`]).
 
 mod job_type;
 mod leased;
 mod media;
 pub mod options;
 mod status;
+pub mod transcript;
 mod view;
 
 pub use job_type::JobType;

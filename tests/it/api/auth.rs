@@ -30,6 +30,7 @@ fn protected_routes(job: Uuid, media: Uuid) -> Vec<(Method, String, Option<Value
         (Method::POST, format!("/api/jobs/{job}/cancel"), None),
         (Method::POST, format!("/api/jobs/{job}/retry"), None),
         (Method::GET, format!("/api/jobs/{job}/events"), None),
+        (Method::GET, format!("/api/jobs/{job}/transcript"), None),
         (Method::GET, "/api/me".into(), None),
     ]
 }

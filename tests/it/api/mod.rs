@@ -8,6 +8,7 @@ mod jobs;
 mod ops;
 mod sealed;
 mod storage;
+mod transcript;
 mod webhooks;
 
 use crate::harness::TestDb;

@@ -120,6 +120,7 @@ async fn the_openapi_document_lists_every_route() {
         "POST /api/jobs/{id}/cancel",
         "POST /api/jobs/{id}/retry",
         "GET /api/jobs/{id}/events",
+        "GET /api/jobs/{id}/transcript",
         "GET /api/me",
         "POST /api/webhooks/polar",
         "GET /api/storage/{key}",
