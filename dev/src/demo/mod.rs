@@ -328,7 +328,7 @@ async fn dub(
     let job = api.job(job.id).await?;
     let client = pool.get().await.map_err(octavia::Error::from)?;
     let segments = octavia::queue::admin::segments(&client, job.id).await?;
-    let engines = octavia::config::EnginesConfig::default();
+    let engines = &demo.engines;
     println!(
         "dubbed in {:.1} s; what each segment's worker heard ({}) and said ({}, {}):",
         followed.elapsed().as_secs_f64(),

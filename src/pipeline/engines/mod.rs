@@ -32,8 +32,6 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Engines {
     pub speech_to_text: Arc<dyn SpeechToText>,
-    /// The same engine as `speech_to_text` when it is whisper, for its start-up check.
-    whisper: Option<Arc<Whisper>>,
     pub translator: Arc<dyn Translator>,
     pub text_to_speech: Arc<dyn TextToSpeech>,
     config: EnginesConfig,
@@ -58,9 +56,9 @@ impl Engines {
     pub fn from_config(config: &Config) -> Result<Engines> {
         let e = &config.engines;
         let timeout = Duration::from_secs(e.http_timeout_seconds);
-        let whisper = (e.speech_to_text == "whisper").then(|| {
-            let path = PathBuf::from;
-            Arc::new(Whisper::new(WhisperSettings {
+        let path = PathBuf::from;
+        let speech_to_text: Arc<dyn SpeechToText> = match e.speech_to_text.as_str() {
+            "whisper" => Arc::new(Whisper::new(WhisperSettings {
                 python: path(&e.whisper_python),
                 english_model: Some(&e.whisper_english_model)
                     .filter(|m| !m.trim().is_empty())
@@ -69,10 +67,7 @@ impl Engines {
                 threads: e.whisper_threads,
                 helpers: e.whisper_helpers as usize,
                 beam_size: e.whisper_beam_size,
-            }))
-        });
-        let speech_to_text: Arc<dyn SpeechToText> = match e.speech_to_text.as_str() {
-            "whisper" => whisper.clone().expect("built above"),
+            })),
             "openai" => Arc::new(OpenAiSpeechToText::new(
                 &e.speech_to_text_url,
                 &e.speech_to_text_model,
@@ -101,7 +96,6 @@ impl Engines {
         };
         Ok(Engines {
             speech_to_text,
-            whisper,
             translator,
             text_to_speech,
             config: e.clone(),
@@ -115,10 +109,7 @@ impl Engines {
     /// a helper running and its English model loaded.
     pub async fn check(&self) -> Result<()> {
         self.check_programs().await?;
-        if let Some(whisper) = &self.whisper {
-            whisper.check().await?;
-        }
-        Ok(())
+        self.speech_to_text.check().await
     }
 
     async fn check_programs(&self) -> Result<()> {

@@ -44,6 +44,13 @@ pub trait SpeechToText: Send + Sync {
     /// writes) spoken in `language`, as phrases in order. Silence gives no phrases.
     async fn transcribe(&self, wav: &Path, language: Language) -> Result<Vec<Phrase>>;
 
+    /// Checks, at a worker's start-up, what the engine needs beyond the programs
+    /// [`super::Engines::check`] looks for (the whisper engine: its Python and models, and a
+    /// helper started with a model loaded). Most engines need nothing more.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The language spoken in a WAV of the same format, the most likely of
     /// [`Language::ALL`]. Engines that cannot tell answer
     /// [`PipelineError::UnsupportedLanguage`].

@@ -76,7 +76,7 @@ pub async fn generate_speech_wav(
         to_work_wav(&raw, &work).await?;
         let wav = Wav::read(&work).await?;
         let start = w.frames();
-        w.write(speech_of(&wav.data)).await?;
+        w.write(voice_of(&wav.data)).await?;
         placed.push((
             Window::new(WORK_SPEC.ms_of(start), WORK_SPEC.ms_of(w.frames())),
             sentence.to_string(),
@@ -95,8 +95,8 @@ pub async fn generate_speech_wav(
 const QUIET_SAMPLE: i16 = 300;
 
 /// Mono 16-bit samples without the silence before and after the speech, so a sentence's
-/// window is where its voice is.
-fn speech_of(data: &[u8]) -> &[u8] {
+/// window is where its voice is (the tests' and the quality benchmark's references).
+pub fn voice_of(data: &[u8]) -> &[u8] {
     let loud = |frame: &[u8]| {
         i16::from_le_bytes([frame[0], frame[1]]).unsigned_abs() > QUIET_SAMPLE as u16
     };

@@ -21,7 +21,7 @@ pub use cut::{
 };
 pub use generate::{
     GeneratedSpeech, SAMPLE_PAUSE_MS, SAMPLE_SENTENCES, generate_audio, generate_speech_wav,
-    generate_video,
+    generate_video, voice_of,
 };
 pub use mux::{MuxRequest, count_video_frames, mux_video};
 

@@ -140,6 +140,27 @@ pub async fn signed_in(api: &TestApi, db: &TestDb, role: &str, credits: i64) -> 
     (id, api.login(&email, &password).await)
 }
 
+/// `POST /api/jobs` of a subtitle_translation into Spanish on `media`.
+pub async fn translate_subtitles(api: &TestApi, token: &str, media: &str) -> Response {
+    api.post(
+        "/api/jobs",
+        token,
+        json!({"job_type": "subtitle_translation", "input_media_id": media,
+               "options": {"target_language": "es"}}),
+    )
+    .await
+}
+
+/// Runs an in-process worker with every job type, on `config`'s store, until `jobs` end.
+pub async fn run_jobs(db: &TestDb, config: &Config, jobs: &[Uuid]) {
+    let mut worker_config = crate::support::fast_config(db);
+    worker_config.storage = config.storage.clone();
+    let registry = octavia::job_types::registry(&worker_config).unwrap();
+    let worker = crate::support::TestWorker::start(worker_config, registry, "w-api");
+    crate::support::wait_terminal(db, jobs, 60).await;
+    worker.stop().await;
+}
+
 /// Status and JSON body of a response (Null if the body is not JSON).
 pub async fn parts(r: Response) -> (StatusCode, Value) {
     let status = r.status();

@@ -5,7 +5,6 @@
 use super::storage::{complete, start_upload};
 use super::*;
 use crate::s3::S3Server;
-use crate::support::{TestWorker, wait_terminal};
 use octavia::job::JobView;
 use octavia::queue::admin;
 
@@ -44,19 +43,6 @@ async fn upload_then_swap(api: &TestApi, token: &str) -> (String, StatusCode) {
     (media, r.status())
 }
 
-async fn create_job(api: &TestApi, token: &str, media: &str) -> (StatusCode, Value) {
-    parts(
-        api.post(
-            "/api/jobs",
-            token,
-            json!({"job_type": "subtitle_translation", "input_media_id": media,
-                   "options": {"target_language": "es"}}),
-        )
-        .await,
-    )
-    .await
-}
-
 #[tokio::test]
 async fn the_local_store_refuses_bytes_put_after_an_upload_was_completed() {
     let db = TestDb::new().await;
@@ -71,7 +57,7 @@ async fn the_local_store_refuses_bytes_put_after_an_upload_was_completed() {
     let download = view["download"]["url"].as_str().unwrap();
     let stored = api.http.get(download).send().await.unwrap().text().await;
     assert_eq!(stored.unwrap(), HONEST);
-    let (status, job) = create_job(&api, &token, &media).await;
+    let (status, job) = parts(translate_subtitles(&api, &token, &media).await).await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     assert_eq!(job["cost_credits"], config.pricing.subtitle_translation);
     assert_eq!(
@@ -108,14 +94,7 @@ async fn bytes_swapped_in_s3_after_completion_are_refused_at_job_creation_and_at
     // A presigned S3 PUT stays valid: S3 takes the swapped bytes, Octavia refuses them.
     let (media, second_put) = upload_then_swap(&api, &token).await;
     assert!(second_put.is_success(), "{second_put}");
-    let r = api
-        .post(
-            "/api/jobs",
-            &token,
-            json!({"job_type": "subtitle_translation", "input_media_id": media,
-                   "options": {"target_language": "es"}}),
-        )
-        .await;
+    let r = translate_subtitles(&api, &token, &media).await;
     let body = assert_error(r, StatusCode::CONFLICT, "conflict").await;
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
@@ -130,17 +109,12 @@ async fn bytes_swapped_in_s3_after_completion_are_refused_at_job_creation_and_at
     assert!(r.status().is_success());
     let (status, _) = complete(&api, &token, &media).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, job) = create_job(&api, &token, &media).await;
+    let (status, job) = parts(translate_subtitles(&api, &token, &media).await).await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let r = api.http.put(&url).body(swapped()).send().await.unwrap();
     assert!(r.status().is_success());
-    let mut worker_config = crate::support::fast_config(&db);
-    worker_config.storage = config.storage.clone();
-    let registry = octavia::job_types::registry(&worker_config).unwrap();
-    let worker = TestWorker::start(worker_config, registry, "w-sealed");
     let id: Uuid = job["id"].as_str().unwrap().parse().unwrap();
-    wait_terminal(&db, &[id], 60).await;
-    worker.stop().await;
+    run_jobs(&db, &config, &[id]).await;
     let client = db.client().await;
     let view: JobView = admin::job(&client, id).await.unwrap().unwrap();
     assert_eq!(view.status, "failed", "{:?}", view.last_error);

@@ -268,16 +268,7 @@ async fn local_signed_routes_upload_and_download_and_refuse_altered_or_expired_l
     assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
 
     // Subtitle jobs are priced by the time their cues are shown: 30 s + 40.5 s, 2 minutes.
-    let (status, job) = parts(
-        api.post(
-            "/api/jobs",
-            &token,
-            json!({"job_type": "subtitle_translation", "input_media_id": media,
-                   "options": {"target_language": "es"}}),
-        )
-        .await,
-    )
-    .await;
+    let (status, job) = parts(translate_subtitles(&api, &token, &media).await).await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     assert_eq!(job["cost_credits"], 2 * config.pricing.subtitle_translation);
     // An input of the wrong kind is refused.

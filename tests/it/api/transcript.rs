@@ -3,7 +3,6 @@
 
 use super::storage::{complete, start_upload};
 use super::*;
-use crate::support::{TestWorker, wait_terminal};
 
 const SRT: &str = "1\n00:00:01,000 --> 00:00:03,000\nThe weather is very good today.\n\n\
                    2\n00:00:04,000 --> 00:00:06,500\nI would like a cup of coffee.\n";
@@ -19,16 +18,7 @@ async fn a_job_s_transcript_lists_its_phrases_for_its_owner_and_admins_only() {
     assert!(r.status().is_success());
     let (status, _) = complete(&api, &token, &media).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, job) = parts(
-        api.post(
-            "/api/jobs",
-            &token,
-            json!({"job_type": "subtitle_translation", "input_media_id": media,
-                   "options": {"target_language": "es"}}),
-        )
-        .await,
-    )
-    .await;
+    let (status, job) = parts(translate_subtitles(&api, &token, &media).await).await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
     let path = format!("/api/jobs/{id}/transcript");
@@ -44,12 +34,7 @@ async fn a_job_s_transcript_lists_its_phrases_for_its_owner_and_admins_only() {
         (Some(false), Some(0))
     );
 
-    let mut worker_config = crate::support::fast_config(&db);
-    worker_config.storage = config.storage.clone();
-    let registry = octavia::job_types::registry(&worker_config).unwrap();
-    let worker = TestWorker::start(worker_config, registry, "w-transcript");
-    wait_terminal(&db, &[id.parse().unwrap()], 60).await;
-    worker.stop().await;
+    run_jobs(&db, &config, &[id.parse().unwrap()]).await;
 
     let (status, t) = parts(api.get(&path, &token).await).await;
     assert_eq!(status, StatusCode::OK, "{t}");

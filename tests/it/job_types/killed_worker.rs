@@ -10,18 +10,19 @@ use octavia::pipeline::media::AudioFormat;
 use serde_json::json;
 use std::collections::BTreeMap;
 
-/// A worker process on `env`'s store and pipeline settings, running one thing at a time.
-fn worker_process(env: &Env, id: &str) -> Process {
+/// A worker process on `env`'s store and pipeline settings, running one thing at a time,
+/// with `settings` (`section.key=value`) on top.
+fn worker_process(env: &Env, id: &str, settings: &[&str]) -> Process {
     let local_dir = format!("storage.local_dir={}", env.config.storage.local_dir);
     let segment = format!(
         "pipeline.segment_seconds={}",
         env.config.pipeline.segment_seconds
     );
-    spawn_worker_process(
-        &env.db,
-        id,
-        &["--concurrency", "1", "--set", &local_dir, "--set", &segment],
-    )
+    let mut args = vec!["--concurrency", "1", "--set", &local_dir, "--set", &segment];
+    for setting in settings {
+        args.extend(["--set", setting]);
+    }
+    spawn_worker_process(&env.db, id, &args)
 }
 
 #[tokio::test]
@@ -41,8 +42,8 @@ async fn two_worker_processes_share_one_long_job() {
     );
     let input = env.upload(user, &path, "audio").await;
     let job = env.job(user, "subtitles", Some(input), json!({})).await;
-    let _a = worker_process(&env, "pa");
-    let _b = worker_process(&env, "pb");
+    let _a = worker_process(&env, "pa", &[]);
+    let _b = worker_process(&env, "pb", &[]);
     env.wait(&[job], 120).await;
 
     let (row, _) = env.output(job).await;
@@ -70,7 +71,7 @@ async fn a_killed_worker_s_completed_segments_are_not_redone() {
             json!({"target_language": "es"}),
         )
         .await;
-    let mut a = worker_process(&env, "pa");
+    let mut a = worker_process(&env, "pa", &[]);
     let done = |s: &SegmentView| s.status == "completed";
     wait_for(60, "two segments to complete", || async {
         let segments = env.segments(job).await;
@@ -92,7 +93,7 @@ async fn a_killed_worker_s_completed_segments_are_not_redone() {
         "the job finished before the kill; make it longer"
     );
 
-    let _b = worker_process(&env, "pb");
+    let _b = worker_process(&env, "pb", &[]);
     env.wait(&[job], 120).await;
     let (_, out) = env.output(job).await;
     assert_dubbed_video(&out, &path, &info).await;
@@ -155,20 +156,11 @@ async fn a_whisper_helper_killed_mid_segment_fails_only_that_attempt() {
     let input = env.upload(user, &path, "audio").await;
     let job = env.job(user, "subtitles", Some(input), json!({})).await;
     // One segment, heard by the slower model: the kill lands while it is being heard.
-    let local_dir = format!("storage.local_dir={}", env.config.storage.local_dir);
-    let worker = spawn_worker_process(
-        &env.db,
+    let worker = worker_process(
+        &env,
         "pw",
         &[
-            "--concurrency",
-            "1",
-            "--set",
-            &local_dir,
-            "--set",
-            "pipeline.segment_seconds=60",
-            "--set",
             "engines.whisper_english_model=.venv/models/whisper-base",
-            "--set",
             "worker.backoff_base_ms=3000",
         ],
     );

@@ -4,8 +4,8 @@
 
 use octavia::error::{Error, Result};
 use octavia::pipeline::Language;
-use octavia::pipeline::media::Window;
 use octavia::pipeline::media::wav::{Wav, WavSpec};
+use octavia::pipeline::media::{self, Window};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -144,9 +144,6 @@ const SPEC: WavSpec = WavSpec {
     channels: 1,
 };
 
-/// A sample at or below this (about -40 dBFS) is the silence around a synthesized sentence.
-const QUIET: u16 = 300;
-
 /// Speaks `sentences` with `voice` and joins them into `dir/{name}.{mp4|mp3}`.
 pub async fn record(
     dir: &Path,
@@ -172,8 +169,11 @@ pub async fn record(
             .arg(&raw)
             .args(["-ar", "16000", "-ac", "1", "-c:a", "pcm_s16le"])
             .arg(&wav))?;
-        let samples = std::fs::read(&wav).map_err(|e| io_error(&wav, e))?;
-        let voice_part = trimmed(&samples[44.min(samples.len())..]);
+        // Read as a WAV, not past a fixed 44-byte header: ffmpeg adds a LIST chunk.
+        let spoken = Wav::read(&wav)
+            .await
+            .map_err(|e| Error::Invalid(format!("{}: {e}", wav.display())))?;
+        let voice_part = media::voice_of(&spoken.data);
         let start = ms_at(&data);
         data.extend_from_slice(voice_part);
         placed.push((Window::new(start, ms_at(&data)), sentence.to_string()));
@@ -219,19 +219,6 @@ pub async fn record(
         duration_ms,
         sentences: placed,
     })
-}
-
-/// 16-bit mono samples without the silence before and after the voice.
-fn trimmed(data: &[u8]) -> &[u8] {
-    let loud = |f: &[u8]| i16::from_le_bytes([f[0], f[1]]).unsigned_abs() > QUIET;
-    let frames: Vec<&[u8]> = data.chunks_exact(2).collect();
-    match (
-        frames.iter().position(|f| loud(f)),
-        frames.iter().rposition(|f| loud(f)),
-    ) {
-        (Some(first), Some(last)) => &data[first * 2..(last + 1) * 2],
-        _ => data,
-    }
 }
 
 fn run(command: &mut Command) -> Result<()> {

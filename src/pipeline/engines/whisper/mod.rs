@@ -59,7 +59,7 @@ impl std::fmt::Debug for Whisper {
 const MODEL_FILES: [&str; 3] = ["model.bin", "config.json", "tokenizer.json"];
 
 impl Whisper {
-    /// Starts nothing: helpers start on first use, or in [`Whisper::check`].
+    /// Starts nothing: helpers start on first use, or in its start-up check ([`SpeechToText::check`]).
     pub fn new(settings: WhisperSettings) -> Whisper {
         let pool = Pool::new(settings.python.clone(), settings.helpers);
         Whisper { settings, pool }
@@ -71,65 +71,6 @@ impl Whisper {
             (Some(Language::English), Some(english)) => english,
             _ => &self.settings.multilingual_model,
         }
-    }
-
-    /// The interpreter and the models are there, faster-whisper imports, and the English
-    /// model loads: a helper is left running with it, ready for the first segment. The
-    /// error names what is missing and the command that installs it.
-    pub async fn check(&self) -> Result<()> {
-        let mut missing = Vec::new();
-        if !self.settings.python.is_file() {
-            missing.push(format!(
-                "the Python interpreter {} (engines.whisper_python)",
-                self.settings.python.display()
-            ));
-        }
-        let mut models = vec![(
-            "engines.whisper_multilingual_model",
-            &self.settings.multilingual_model,
-        )];
-        if let Some(english) = &self.settings.english_model {
-            models.push(("engines.whisper_english_model", english));
-        }
-        for (setting, dir) in models {
-            let absent: Vec<&str> = MODEL_FILES
-                .into_iter()
-                .filter(|f| !dir.join(f).is_file())
-                .collect();
-            if !absent.is_empty() {
-                missing.push(format!(
-                    "the model {} ({setting}; no {})",
-                    dir.display(),
-                    absent.join(", ")
-                ));
-            }
-        }
-        if !missing.is_empty() {
-            return Err(PipelineError::EngineMissing {
-                engine: "whisper",
-                missing: missing.join(", "),
-                install: helper::INSTALL,
-            });
-        }
-        let model = self.model_for(Some(Language::English));
-        let loaded: Loaded = self
-            .pool
-            .call(&Load {
-                load: model,
-                threads: self.settings.threads,
-            })
-            .await?;
-        if loaded.loaded != model {
-            return Err(PipelineError::BadOutput {
-                engine: "whisper",
-                message: format!(
-                    "asked to load {}, loaded {}",
-                    model.display(),
-                    loaded.loaded.display()
-                ),
-            });
-        }
-        Ok(())
     }
 }
 
@@ -202,6 +143,65 @@ fn words(heard: &Heard) -> Vec<Word> {
 impl SpeechToText for Whisper {
     fn name(&self) -> &'static str {
         "whisper"
+    }
+
+    /// The interpreter and the models are there, faster-whisper imports, and the English
+    /// model loads: a helper is left running with it, ready for the first segment. The
+    /// error names what is missing and the command that installs it.
+    async fn check(&self) -> Result<()> {
+        let mut missing = Vec::new();
+        if !self.settings.python.is_file() {
+            missing.push(format!(
+                "the Python interpreter {} (engines.whisper_python)",
+                self.settings.python.display()
+            ));
+        }
+        let mut models = vec![(
+            "engines.whisper_multilingual_model",
+            &self.settings.multilingual_model,
+        )];
+        if let Some(english) = &self.settings.english_model {
+            models.push(("engines.whisper_english_model", english));
+        }
+        for (setting, dir) in models {
+            let absent: Vec<&str> = MODEL_FILES
+                .into_iter()
+                .filter(|f| !dir.join(f).is_file())
+                .collect();
+            if !absent.is_empty() {
+                missing.push(format!(
+                    "the model {} ({setting}; no {})",
+                    dir.display(),
+                    absent.join(", ")
+                ));
+            }
+        }
+        if !missing.is_empty() {
+            return Err(PipelineError::EngineMissing {
+                engine: "whisper",
+                missing: missing.join(", "),
+                install: helper::INSTALL,
+            });
+        }
+        let model = self.model_for(Some(Language::English));
+        let loaded: Loaded = self
+            .pool
+            .call(&Load {
+                load: model,
+                threads: self.settings.threads,
+            })
+            .await?;
+        if loaded.loaded != model {
+            return Err(PipelineError::BadOutput {
+                engine: "whisper",
+                message: format!(
+                    "asked to load {}, loaded {}",
+                    model.display(),
+                    loaded.loaded.display()
+                ),
+            });
+        }
+        Ok(())
     }
 
     async fn transcribe(&self, wav: &Path, language: Language) -> Result<Vec<Phrase>> {
