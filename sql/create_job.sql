@@ -35,7 +35,7 @@ WITH debited AS (
               segments_done, segments_total, run, attempts, max_attempts, priority, run_at,
               locked_by, lease_expires_at, last_error, cancel_requested_at, metadata,
               cost_credits, input_media_id, output_media_id, created_at, started_at,
-              finished_at
+              finished_at, swept_run
 ), ledger AS (
     INSERT INTO credits_history (user_id, delta, reason, job_id, job_run)
     SELECT $2, -$7, 'job_reserve', id, 1 FROM inserted WHERE $7 > 0

@@ -4,7 +4,7 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
-use super::media::{self, Link};
+use super::media::{self, Link, MediaFile};
 use super::state::ApiState;
 use crate::job::{JobStatus, JobView, SegmentStatus};
 use crate::queue::admin;
@@ -41,6 +41,10 @@ pub struct JobOutput {
     pub duration_seconds: Option<f64>,
     /// Where to download it (a presigned S3 URL or the local store's signed route).
     pub download: Option<Link>,
+    /// Every file the job wrote, the main one (the one `download` fetches) first, each
+    /// with its own link: a `subtitles` job's SRT and WebVTT, a dub's video or audio and
+    /// its subtitles.
+    pub files: Vec<MediaFile>,
 }
 
 /// A job as the API reports it.
@@ -70,6 +74,10 @@ pub struct JobResponse {
     pub segments: SegmentCounts,
     /// Present when the job completed with an output file.
     pub output: Option<JobOutput>,
+    /// For a failed or cancelled job: true if a retry resumes from its completed segments,
+    /// false if it plans the job again from its input (its intermediate files are deleted
+    /// `storage.failed_job_retention_seconds` after it ended). Absent otherwise.
+    pub resumable: Option<bool>,
 }
 
 /// The job `id` as the API reports it, or `None` if there is no such job. Visibility is
@@ -124,19 +132,25 @@ pub async fn response<C: GenericClient + Sync>(
     let output = match job.output_media_id {
         Some(media_id) if job.status == JobStatus::Completed => {
             match media::load(client, media_id).await? {
-                Some(media) => Some(JobOutput {
-                    media_id,
-                    mimetype: media.mimetype.clone(),
-                    size_bytes: media.size_bytes,
-                    duration_seconds: media.duration_seconds,
-                    download: media::download_link(state, &media.s3_key).await,
-                }),
+                Some(media) => {
+                    let files = media.files(state).await;
+                    Some(JobOutput {
+                        media_id,
+                        mimetype: media.mimetype.clone(),
+                        size_bytes: media.size_bytes,
+                        duration_seconds: media.duration_seconds,
+                        download: files.first().and_then(|f| f.download.clone()),
+                        files,
+                    })
+                }
                 None => None,
             }
         }
         _ => None,
     };
+    let resumable = job.resumable();
     Ok(JobResponse {
+        resumable,
         id: job.id,
         user_id: job.user_id,
         project_id: job.project_id,

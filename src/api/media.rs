@@ -4,6 +4,7 @@
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ErrorBody};
 use super::state::ApiState;
+use crate::job::output_files;
 use crate::storage::SignedUrl;
 use crate::{db, sql};
 use axum::extract::State;
@@ -15,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A URL usable without credentials until `expires_at`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Link {
     pub url: String,
     /// `PUT` (send the file's bytes as the body) or `GET`.
@@ -50,6 +51,21 @@ pub struct Media {
     pub created_at: Option<DateTime<Utc>>,
     /// Where to download it (uploaded files only).
     pub download: Option<Link>,
+    /// Every file it is made of, the main one (the one `download` fetches) first: for a
+    /// job's output, each file the job wrote (such as the dubbed video and its SRT and
+    /// WebVTT subtitles); for an upload, the upload itself. Empty until uploaded.
+    pub files: Vec<MediaFile>,
+}
+
+/// One stored file of a media: its role in the output, what it is, and where to get it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MediaFile {
+    /// `video`, `audio`, `srt` or `vtt` for a job's output; `file` for an upload.
+    pub kind: String,
+    pub mimetype: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub duration_seconds: Option<f64>,
+    pub download: Option<Link>,
 }
 
 /// A `media_files` row.
@@ -75,7 +91,34 @@ impl MediaRow {
         self.metadata.get("upload").is_none_or(|u| u == "complete")
     }
 
-    pub fn view(&self, download: Option<Link>) -> Media {
+    /// Every file of the row with a download link each; none before the upload completed.
+    /// The main file's size, type and duration are the row's own.
+    pub async fn files(&self, state: &ApiState) -> Vec<MediaFile> {
+        if !self.is_uploaded() {
+            return Vec::new();
+        }
+        let listed = output_files(&self.metadata, &self.s3_key);
+        let mut files = Vec::with_capacity(listed.len());
+        for (kind, file) in listed {
+            let main = file.key == self.s3_key;
+            files.push(MediaFile {
+                kind,
+                mimetype: file.mimetype.or(self.mimetype.clone().filter(|_| main)),
+                size_bytes: file.size_bytes.or(self.size_bytes.filter(|_| main)),
+                duration_seconds: file
+                    .duration_seconds
+                    .or(self.duration_seconds.filter(|_| main)),
+                download: download_link(state, &file.key).await,
+            });
+        }
+        files
+    }
+
+    /// The row as the API reports it, with its files ([`MediaRow::files`]); `download`
+    /// is the main file's link.
+    pub async fn view(&self, state: &ApiState) -> Media {
+        let files = self.files(state).await;
+        let download = files.first().and_then(|f| f.download.clone());
         Media {
             id: self.id,
             project_id: self.project_id,
@@ -96,6 +139,7 @@ impl MediaRow {
             derived_from: self.derived_from,
             created_at: self.created_at,
             download,
+            files,
         }
     }
 }
@@ -160,10 +204,5 @@ pub async fn get(
         .await?
         .filter(|m| caller.can_read(m.user_id))
         .ok_or(ApiError::NotFound("media"))?;
-    let link = if media.is_uploaded() {
-        download_link(&state, &media.s3_key).await
-    } else {
-        None
-    };
-    Ok(axum::Json(media.view(link)))
+    Ok(axum::Json(media.view(&state).await))
 }

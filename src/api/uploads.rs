@@ -6,7 +6,7 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody, check_text};
-use super::media::{Link, Media, download_link, load};
+use super::media::{Link, Media, load};
 use super::state::ApiState;
 use super::{inspect, projects};
 use crate::job::MediaType;
@@ -182,7 +182,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         axum::Json(UploadCreated {
-            media: row.view(None),
+            media: row.view(&state).await,
             upload: upload.into(),
         }),
     ))
@@ -217,8 +217,7 @@ pub async fn complete(
         .filter(|m| m.user_id == Some(caller.user_id))
         .ok_or(ApiError::NotFound("upload"))?;
     if media.is_uploaded() {
-        let link = download_link(&state, &media.s3_key).await;
-        return Ok(axum::Json(media.view(link)));
+        return Ok(axum::Json(media.view(&state).await));
     }
     let info = state.storage.head(&media.s3_key).await?.ok_or_else(|| {
         ApiError::Conflict(
@@ -263,8 +262,7 @@ pub async fn complete(
     let media = load(&client, id)
         .await?
         .ok_or(ApiError::NotFound("upload"))?;
-    let link = download_link(&state, &media.s3_key).await;
-    Ok(axum::Json(media.view(link)))
+    Ok(axum::Json(media.view(&state).await))
 }
 
 #[cfg(test)]

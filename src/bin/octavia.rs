@@ -292,8 +292,16 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::Jobs(JobsCommand::Retry { id }) => {
-            let run = admin::retry(&mut client, id).await?;
-            println!("job {id} resumed (run {run})");
+            let retried = admin::retry(&mut client, id).await?;
+            if retried.replanned {
+                println!(
+                    "job {id} queued again (run {}); its intermediate files were deleted \
+                     after storage.failed_job_retention_seconds, so it plans again from its input",
+                    retried.run
+                );
+            } else {
+                println!("job {id} resumed (run {})", retried.run);
+            }
         }
         Command::Jobs(JobsCommand::Cancel { id }) => {
             if admin::cancel(&mut client, id).await? {

@@ -19,6 +19,12 @@ pub struct StorageConfig {
     pub s3_retry_timeout_seconds: u64,
     pub url_expiry_seconds: u64,
     pub signing_secret: String,
+    pub failed_job_retention_seconds: u64,
+    pub output_retention_days: u64,
+    pub upload_retention_days: u64,
+    pub sweep_interval_seconds: u64,
+    pub orphan_sweep_interval_seconds: u64,
+    pub orphan_grace_seconds: u64,
 }
 
 impl Default for StorageConfig {
@@ -37,6 +43,12 @@ impl Default for StorageConfig {
             s3_retry_timeout_seconds: 15,
             url_expiry_seconds: 900,
             signing_secret: String::new(),
+            failed_job_retention_seconds: 259_200,
+            output_retention_days: 0,
+            upload_retention_days: 0,
+            sweep_interval_seconds: 30,
+            orphan_sweep_interval_seconds: 3600,
+            orphan_grace_seconds: 86_400,
         }
     }
 }
@@ -72,6 +84,23 @@ impl StorageConfig {
             self.s3_retry_timeout_seconds,
         )?;
         positive("storage.url_expiry_seconds", self.url_expiry_seconds)?;
+        positive(
+            "storage.sweep_interval_seconds",
+            self.sweep_interval_seconds,
+        )?;
+        positive(
+            "storage.orphan_sweep_interval_seconds",
+            self.orphan_sweep_interval_seconds,
+        )?;
+        // An object no row names yet may be an output a finalize attempt is still
+        // uploading (its row is inserted when the job completes): an hour is far beyond any
+        // upload, and the fencing makes the rest safe (see docs/storage.md).
+        if self.orphan_grace_seconds < 3600 {
+            return Err((
+                "storage.orphan_grace_seconds",
+                "must be at least 3600: an output being uploaded has no row yet".into(),
+            ));
+        }
         // S3 refuses presigned URLs that claim to live longer than a week.
         if self.url_expiry_seconds > 604_800 {
             return Err((

@@ -20,7 +20,7 @@ mod view;
 
 pub use job_type::JobType;
 pub use leased::{ClaimedSegment, ClaimedStep, JobInfo, Step};
-pub use media::{MediaType, NewMedia};
+pub use media::{MediaType, NewMedia, OutputFile, output_files};
 pub use status::{JobStatus, SegmentStatus};
 pub use view::{JobView, SegmentView};
 

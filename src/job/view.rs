@@ -36,9 +36,19 @@ pub struct JobView {
     pub created_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The last run whose intermediate objects were deleted (`jobs.swept_run`).
+    pub swept_run: Option<i32>,
 }
 
 impl JobView {
+    /// For a failed or cancelled job: whether a retry resumes from its completed segments
+    /// (true), or plans it again from its input because its intermediate objects were
+    /// deleted (false). `None` for a job in any other state.
+    pub fn resumable(&self) -> Option<bool> {
+        matches!(self.status, JobStatus::Failed | JobStatus::Cancelled)
+            .then_some(self.swept_run != Some(self.run))
+    }
+
     /// From a row with the columns of `sql/job_by_id.sql`.
     pub fn from_row(r: &Row) -> JobView {
         JobView {
@@ -67,6 +77,7 @@ impl JobView {
             created_at: r.get("created_at"),
             started_at: r.get("started_at"),
             finished_at: r.get("finished_at"),
+            swept_run: r.get("swept_run"),
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use super::common::context::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
 use super::common::dub;
-use super::common::output::{Kind, Output, streams_of, upload_subtitles};
+use super::common::output::{Output, streams_of, upload_subtitles};
 use super::common::speech::{self, SpeechResult};
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia};
@@ -66,7 +66,9 @@ impl Handler for AudioTranslation {
             let info = media::probe(&encoded)
                 .await
                 .map_err(|e| pipeline_error(e, None))?;
-            let stored = output.upload(&p.storage, "audio", &file, &encoded).await?;
+            output
+                .upload(&p.storage, "audio", &file, &encoded, format.mime_type())
+                .await?;
             let metadata = json!({
                 "source_language": source,
                 "detected_probability": plan.detected_probability,
@@ -78,11 +80,7 @@ impl Handler for AudioTranslation {
             });
             Ok(Some(output.media(
                 "audio",
-                stored,
-                Kind {
-                    media_type: MediaType::Audio,
-                    mimetype: format.mime_type(),
-                },
+                MediaType::Audio,
                 Some(info.duration_ms as f64 / 1000.0),
                 metadata,
             )))

@@ -17,7 +17,7 @@
 use super::common::context::{
     InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, store, until_cancelled,
 };
-use super::common::output::{Kind, Output, streams_of, upload_subtitles};
+use super::common::output::{Output, streams_of, upload_subtitles};
 use super::common::speech::FitRecord;
 use super::common::{cues, dub};
 use crate::job::options;
@@ -300,7 +300,9 @@ impl Handler for SubtitleToAudio {
             let info = media::probe(&encoded)
                 .await
                 .map_err(|e| pipeline_error(e, None))?;
-            let stored = output.upload(&p.storage, "audio", &file, &encoded).await?;
+            output
+                .upload(&p.storage, "audio", &file, &encoded, format.mime_type())
+                .await?;
             let metadata = json!({
                 "source_language": options.text_source(),
                 "language": language,
@@ -311,11 +313,7 @@ impl Handler for SubtitleToAudio {
             });
             Ok(Some(output.media(
                 "audio",
-                stored,
-                Kind {
-                    media_type: MediaType::Audio,
-                    mimetype: format.mime_type(),
-                },
+                MediaType::Audio,
                 Some(info.duration_ms as f64 / 1000.0),
                 metadata,
             )))

@@ -15,7 +15,7 @@ use super::common::context::{
     InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, until_cancelled,
 };
 use super::common::cues;
-use super::common::output::{Kind, Output, upload_subtitles};
+use super::common::output::{Output, upload_subtitles};
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia, NewSegment};
 use crate::pipeline::Language;
@@ -167,14 +167,9 @@ impl Handler for SubtitleTranslation {
             let dir = scratch(ctx.job.id, "finalize", ctx.attempt)?;
             let mut output = Output::new(&ctx.job, &input);
             let name = format!("{}.{}", input.stem(), options.target().code());
-            let written =
-                upload_subtitles(&p.storage, &mut output, dir.path(), &translated, &name).await?;
+            upload_subtitles(&p.storage, &mut output, dir.path(), &translated, &name).await?;
             let main = SubtitleFormat::from_extension(options.format_or(&plan.input_format))
                 .unwrap_or(SubtitleFormat::Srt);
-            let (format, _, stored) = written
-                .into_iter()
-                .find(|(f, _, _)| *f == main)
-                .expect("both formats are written");
             let metadata = json!({
                 "source_language": options.text_source(),
                 "target_language": options.target(),
@@ -184,12 +179,8 @@ impl Handler for SubtitleTranslation {
                 "engines": { "translator": p.engines.translator.name() },
             });
             Ok(Some(output.media(
-                format.extension(),
-                stored,
-                Kind {
-                    media_type: MediaType::Subtitle,
-                    mimetype: format.mime_type(),
-                },
+                main.extension(),
+                MediaType::Subtitle,
                 Some(plan.duration_ms as f64 / 1000.0),
                 metadata,
             )))

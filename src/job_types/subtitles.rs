@@ -12,7 +12,7 @@
 //! write.
 
 use super::common::context::{InputMedia, Pipeline, Stopwatch, scratch, until_cancelled};
-use super::common::output::{Kind, Output, upload_subtitles};
+use super::common::output::{Output, upload_subtitles};
 use super::common::speech::{self, PhraseRecord, SpeechResult};
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia};
@@ -85,14 +85,9 @@ impl Handler for Subtitles {
             let dir = scratch(ctx.job.id, "finalize", ctx.attempt)?;
             let mut output = Output::new(&ctx.job, &input);
             let name = format!("{}.{}", input.stem(), source.code());
-            let written =
-                upload_subtitles(&p.storage, &mut output, dir.path(), &cues, &name).await?;
+            upload_subtitles(&p.storage, &mut output, dir.path(), &cues, &name).await?;
             let main = SubtitleFormat::from_extension(options.format_or("srt"))
                 .unwrap_or(SubtitleFormat::Srt);
-            let (format, _, stored) = written
-                .into_iter()
-                .find(|(f, _, _)| *f == main)
-                .expect("both formats are written");
             let metadata = json!({
                 "source_language": source,
                 "detected_probability": plan.detected_probability,
@@ -101,12 +96,8 @@ impl Handler for Subtitles {
                 "engines": p.engine_names(),
             });
             Ok(Some(output.media(
-                format.extension(),
-                stored,
-                Kind {
-                    media_type: MediaType::Subtitle,
-                    mimetype: format.mime_type(),
-                },
+                main.extension(),
+                MediaType::Subtitle,
                 Some(plan.duration_ms as f64 / 1000.0),
                 metadata,
             )))

@@ -14,7 +14,7 @@
 
 use super::common::context::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
 use super::common::dub;
-use super::common::output::{Kind, Output, streams_of, upload_subtitles};
+use super::common::output::{Output, streams_of, upload_subtitles};
 use super::common::speech::{self, SpeechResult};
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia};
@@ -67,7 +67,7 @@ impl Handler for VideoTranslation {
             let format = options.format_or("mp4");
             let file = format!("{name}.{format}");
             let muxed = dir.path().join(&file);
-            let srt = subtitles.first().map(|(_, path, _)| path.as_path());
+            let srt = subtitles.first().map(|(_, path)| path.as_path());
             media::mux_video(&MuxRequest {
                 video: &video,
                 dubbed_audio: &track,
@@ -81,11 +81,13 @@ impl Handler for VideoTranslation {
             let info = media::probe(&muxed)
                 .await
                 .map_err(|e| pipeline_error(e, None))?;
-            let stored = output.upload(&p.storage, "video", &file, &muxed).await?;
             let mimetype = match format {
                 "mkv" => "video/x-matroska",
                 _ => "video/mp4",
             };
+            output
+                .upload(&p.storage, "video", &file, &muxed, mimetype)
+                .await?;
             let metadata = json!({
                 "source_language": source,
                 "detected_probability": plan.detected_probability,
@@ -97,11 +99,7 @@ impl Handler for VideoTranslation {
             });
             Ok(Some(output.media(
                 "video",
-                stored,
-                Kind {
-                    media_type: MediaType::Video,
-                    mimetype,
-                },
+                MediaType::Video,
                 Some(info.duration_ms as f64 / 1000.0),
                 metadata,
             )))

@@ -44,16 +44,26 @@ pub async fn cancel(client: &mut Object, job: Uuid) -> Result<bool> {
     Ok(ended)
 }
 
+/// A retried job's new run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retried {
+    pub run: i32,
+    /// The job plans again from its input: its intermediate objects had been swept
+    /// (`storage.failed_job_retention_seconds`), so there were no segments to resume from.
+    pub replanned: bool,
+}
+
 /// Starts a new run of a failed or cancelled job from where it stopped: only its
-/// unfinished segments run again. The new run reserves the job's cost again; when the
-/// balance does not cover it nothing changes ([`Error::InsufficientCredits`]). Returns the
-/// new run number.
-pub async fn retry(client: &mut Object, job: Uuid) -> Result<i32> {
+/// unfinished segments run again, or, once its intermediate objects were swept, the whole
+/// job from its plan. The new run reserves the job's cost again; when the balance does
+/// not cover it nothing changes ([`Error::InsufficientCredits`]).
+pub async fn retry(client: &mut Object, job: Uuid) -> Result<Retried> {
     let tx = client.transaction().await?;
     let Some(row) = db::query_opt(&tx, sql::RETRY_JOB, &[&job]).await? else {
         return Err(refuse(&tx, job, "retried").await);
     };
     let run: i32 = row.get("run");
+    let replanned: bool = row.get("replan");
     let cost: i64 = row.get("cost_credits");
     if let Some(user_id) = row.get::<_, Option<Uuid>>("user_id") {
         credits::reserve(
@@ -67,10 +77,15 @@ pub async fn retry(client: &mut Object, job: Uuid) -> Result<i32> {
         )
         .await?;
     }
-    db::execute(&tx, sql::RESET_SEGMENTS, &[&job]).await?;
+    let segments = if replanned {
+        sql::DELETE_SEGMENTS
+    } else {
+        sql::RESET_SEGMENTS
+    };
+    db::execute(&tx, segments, &[&job]).await?;
     db::execute(&tx, sql::NOTIFY_WORK, &[]).await?;
     tx.commit().await?;
-    Ok(run)
+    Ok(Retried { run, replanned })
 }
 
 pub async fn job<C: GenericClient + Sync>(client: &C, id: Uuid) -> Result<Option<JobView>> {

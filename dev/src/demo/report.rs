@@ -9,7 +9,7 @@
 use deadpool_postgres::GenericClient;
 use octavia::config::StorageConfig;
 use octavia::db;
-use octavia::job::SegmentView;
+use octavia::job::{self, SegmentView};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,41 +42,11 @@ pub async fn output_files<C: GenericClient + Sync>(
         })?;
     let key: String = row.get(3);
     let metadata: Option<Value> = row.get(8);
-    Ok(in_order(files_of(metadata.as_ref(), &key)))
-}
-
-/// Roles in the order a person looks for them: the media first.
-const ROLE_ORDER: [&str; 4] = ["video", "audio", "srt", "vtt"];
-
-fn in_order(files: BTreeMap<String, String>) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = files.into_iter().collect();
-    files.sort_by_key(|(role, _)| {
-        ROLE_ORDER
-            .iter()
-            .position(|r| r == role)
-            .unwrap_or(ROLE_ORDER.len())
-    });
-    files
-}
-
-/// `metadata.files`, or the row's own key as its `main` role when the job recorded none.
-fn files_of(metadata: Option<&Value>, key: &str) -> BTreeMap<String, String> {
-    let mut files: BTreeMap<String, String> = metadata
-        .and_then(|m| m.get("files"))
-        .and_then(Value::as_object)
-        .map(|map| {
-            map.iter()
-                .filter_map(|(role, k)| Some((role.clone(), k.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    if files.is_empty() {
-        let role = metadata
-            .and_then(|m| m["main"].as_str())
-            .unwrap_or("output");
-        files.insert(role.to_string(), key.to_string());
-    }
-    files
+    let metadata = metadata.unwrap_or_default();
+    Ok(job::output_files(&metadata, &key)
+        .into_iter()
+        .map(|(role, file)| (role, file.key))
+        .collect())
 }
 
 /// Lines saying, per segment, its window, the worker that ran it, and what it heard and
@@ -141,21 +111,6 @@ mod tests {
         assert_eq!(
             object_location(&storage, "media/u/m/talk.es.srt"),
             "s3://bucket/media/u/m/talk.es.srt"
-        );
-    }
-
-    #[test]
-    fn files_come_from_the_output_rows_metadata() {
-        let metadata = json!({"main": "video", "files": {"video": "k/v.mp4", "srt": "k/v.srt", "vtt": "k/v.vtt"}});
-        let files = files_of(Some(&metadata), "k/v.mp4");
-        assert_eq!(files.len(), 3);
-        assert_eq!(files["srt"], "k/v.srt");
-        let roles: Vec<String> = in_order(files).into_iter().map(|(r, _)| r).collect();
-        assert_eq!(roles, ["video", "srt", "vtt"], "the media first");
-        let files = files_of(Some(&json!({"main": "audio"})), "k/a.m4a");
-        assert_eq!(
-            files["audio"], "k/a.m4a",
-            "without a list, the row's own file"
         );
     }
 

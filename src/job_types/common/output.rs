@@ -2,12 +2,13 @@
 //!
 //! Outputs are the user's media, so they live under `media/{user_id}/{output_id}/` beside
 //! their uploads. The output row is one file (the video, the audio or the subtitles the job
-//! was asked for); `metadata.files` maps every file the job wrote, by role (`video`,
-//! `audio`, `srt`, `vtt`), to its key, and `metadata.main` names the row's own role.
+//! was asked for); `metadata.files` records every file the job wrote, by role (`video`,
+//! `audio`, `srt`, `vtt`), with its key, size, MIME type and duration
+//! ([`crate::job::OutputFile`]), and `metadata.main` names the row's own role.
 
 use super::context::{InputMedia, retryable, store};
 use crate::job::JobInfo;
-use crate::job::{MediaType, NewMedia};
+use crate::job::{MediaType, NewMedia, OutputFile};
 use crate::pipeline::media::{MediaInfo, StreamKind};
 use crate::pipeline::subtitles::{self, Cue, SubtitleFormat};
 use crate::storage::{self, Storage};
@@ -27,14 +28,8 @@ pub struct Output<'a> {
     pub id: Uuid,
     job: &'a JobInfo,
     input: &'a InputMedia,
-    /// Every file written, by role (`video`, `audio`, `srt`, `vtt`): their keys.
-    files: BTreeMap<String, String>,
-}
-
-/// One output file, uploaded.
-pub struct Stored {
-    pub key: String,
-    pub size: u64,
+    /// Every file written, by role (`video`, `audio`, `srt`, `vtt`).
+    files: BTreeMap<String, OutputFile>,
 }
 
 impl<'a> Output<'a> {
@@ -58,31 +53,48 @@ impl<'a> Output<'a> {
         }
     }
 
-    /// Uploads `path` as the output file `file` in the role `role`.
+    /// Uploads `path` as the output file `file` (of type `mimetype`) in the role `role`.
     pub async fn upload(
         &mut self,
         storage: &Storage,
         role: &str,
         file: &str,
         path: &Path,
-    ) -> Result<Stored, HandlerError> {
+        mimetype: &str,
+    ) -> Result<(), HandlerError> {
         let key = self.key(file);
         let size = store(storage, &key, path).await?;
-        self.files.insert(role.to_string(), key.clone());
-        Ok(Stored { key, size })
+        self.files.insert(
+            role.to_string(),
+            OutputFile {
+                key,
+                size_bytes: Some(size as i64),
+                mimetype: Some(mimetype.to_string()),
+                duration_seconds: None,
+            },
+        );
+        Ok(())
     }
 
-    /// The output's media row: `main` is the file the row is; every file uploaded is
-    /// listed in `metadata.files` by role, the main one included, with `metadata.main`
-    /// naming the main role.
+    /// The output's media row: the file uploaded in `main_role` is the row's own; every
+    /// file uploaded is listed in `metadata.files` by role, the main one included, with
+    /// `metadata.main` naming the main role. All of them cover the input's timeline, so
+    /// each has the output's `duration_seconds`.
     pub fn media(
-        self,
+        mut self,
         main_role: &str,
-        main: Stored,
-        kind: Kind,
+        media_type: MediaType,
         duration_seconds: Option<f64>,
         metadata: Value,
     ) -> NewMedia {
+        for file in self.files.values_mut() {
+            file.duration_seconds = duration_seconds;
+        }
+        let main = self
+            .files
+            .get(main_role)
+            .cloned()
+            .unwrap_or_else(|| panic!("finalize uploaded no `{main_role}` file"));
         let mut metadata = match metadata {
             Value::Object(map) => map,
             _ => serde_json::Map::new(),
@@ -96,10 +108,10 @@ impl<'a> Output<'a> {
             project_id: self.job.project_id.or(self.input.project_id),
             user_id: self.owner(),
             s3_key: main.key,
-            media_type: kind.media_type.as_str().into(),
+            media_type: media_type.as_str().into(),
             duration_seconds,
-            size_bytes: main.size as i64,
-            mimetype: kind.mimetype.into(),
+            size_bytes: main.size_bytes.unwrap_or_default(),
+            mimetype: main.mimetype.unwrap_or_default(),
             derived_from: Some(self.input.id),
             metadata: Value::Object(metadata),
         }
@@ -107,15 +119,14 @@ impl<'a> Output<'a> {
 }
 
 /// Writes `cues` as SRT and WebVTT (`{name}.srt`, `{name}.vtt`) into `dir` and uploads
-/// both as outputs in the roles `srt` and `vtt`. Returns, per format, the local file and
-/// the stored object.
+/// both as outputs in the roles `srt` and `vtt`. Returns, per format, the local file.
 pub async fn upload_subtitles(
     storage: &Storage,
     output: &mut Output<'_>,
     dir: &Path,
     cues: &[Cue],
     name: &str,
-) -> Result<Vec<(SubtitleFormat, PathBuf, Stored)>, HandlerError> {
+) -> Result<Vec<(SubtitleFormat, PathBuf)>, HandlerError> {
     let mut written = Vec::new();
     for format in [SubtitleFormat::Srt, SubtitleFormat::WebVtt] {
         let file = format!("{name}.{}", format.extension());
@@ -123,10 +134,16 @@ pub async fn upload_subtitles(
         tokio::fs::write(&path, subtitles::write(cues, format))
             .await
             .map_err(|e| retryable(&format!("writing {file}"), e))?;
-        let stored = output
-            .upload(storage, format.extension(), &file, &path)
+        output
+            .upload(
+                storage,
+                format.extension(),
+                &file,
+                &path,
+                format.mime_type(),
+            )
             .await?;
-        written.push((format, path, stored));
+        written.push((format, path));
     }
     Ok(written)
 }
@@ -145,12 +162,4 @@ pub fn streams_of(info: &MediaInfo) -> Value {
             json!({ "index": s.index, "kind": kind, "codec": s.codec, "language": s.language })
         })
         .collect()
-}
-
-/// What an output file is: `media_files.media_type` (`video`, `audio` or `subtitle`, as
-/// uploads are classified) and its MIME type.
-#[derive(Debug, Clone, Copy)]
-pub struct Kind {
-    pub media_type: MediaType,
-    pub mimetype: &'static str,
 }

@@ -6,6 +6,7 @@ mod events;
 mod fuzz;
 mod jobs;
 mod ops;
+mod outputs;
 mod sealed;
 mod storage;
 mod transcript;

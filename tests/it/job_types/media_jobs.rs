@@ -54,7 +54,7 @@ async fn video_translation_dubs_a_video_keeping_picture_and_original_audio_with_
     );
     assert!(row.s3_key.ends_with("/talk.es.mp4"), "{}", row.s3_key);
     assert_eq!(row.metadata["main"], "video");
-    assert_eq!(row.metadata["files"]["video"], row.s3_key.as_str());
+    assert_eq!(row.metadata["files"]["video"]["key"], row.s3_key.as_str());
 
     let srt = env.subtitle_file(&row, "srt").await;
     let vtt = env.subtitle_file(&row, "vtt").await;

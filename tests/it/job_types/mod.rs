@@ -196,7 +196,7 @@ impl Env {
     /// The subtitle file the output row lists under `role` (`srt` or `vtt`), parsed and
     /// checked: cues in order, none overlapping, none empty.
     pub async fn subtitle_file(&self, row: &MediaRow, role: &str) -> Vec<Cue> {
-        let key = row.metadata["files"][role]
+        let key = row.metadata["files"][role]["key"]
             .as_str()
             .unwrap_or_else(|| panic!("no `{role}` in {}", row.metadata));
         let text = std::fs::read_to_string(self.download(key).await).unwrap();

@@ -100,14 +100,14 @@ async fn retry_resumes_only_unfinished_segments_and_refunds_once_per_run() {
     assert_eq!(before[3].attempts, 1, "a fatal error is not retried");
 
     // Run 2: segment 3 still fails. Nothing that completed runs again.
-    let run = admin::retry(&mut client, id).await.unwrap();
-    assert_eq!(run, 2);
+    let retried = admin::retry(&mut client, id).await.unwrap();
+    assert_eq!((retried.run, retried.replanned), (2, false));
     wait_terminal(&db, &[id], 30).await;
     assert_eq!(status(&db, id).await, "failed");
 
     // Run 3: fixed. Only the segments that had not completed run.
     probe.0.fatal.lock().unwrap().clear();
-    assert_eq!(admin::retry(&mut client, id).await.unwrap(), 3);
+    assert_eq!(admin::retry(&mut client, id).await.unwrap().run, 3);
     wait_terminal(&db, &[id], 30).await;
     worker.stop().await;
     assert_eq!(status(&db, id).await, "completed");

@@ -1,0 +1,34 @@
+-- What the sweeper needs to delete stored objects that nothing needs any more (see
+-- docs/storage.md).
+
+-- The last run of a job whose intermediate objects (jobs/{id}/plan/{run}-{attempt}/…,
+-- jobs/{id}/segments/{index}/{run}-{attempt}/…) were deleted: every object of that run and
+-- the runs before it. A retry moves `run` on, so a new run's objects are never among them,
+-- and a job whose last run was swept plans again from its input.
+ALTER TABLE jobs ADD COLUMN swept_run int;
+-- Finished jobs whose intermediates are still stored, oldest first: completed ones are
+-- swept at once, failed and cancelled ones after storage.failed_job_retention_seconds.
+CREATE INDEX jobs_sweep_idx ON jobs (finished_at)
+  WHERE status IN ('completed', 'failed', 'cancelled') AND swept_run IS DISTINCT FROM run;
+
+-- When a media file's objects were deleted by the retention policy: the row stays, the
+-- API reports it `expired` and answers 410 Gone for its download.
+ALTER TABLE media_files ADD COLUMN expired_at timestamptz;
+-- When its owner deleted it. Its objects are gone; the row stays only while a job (as its
+-- input or output) or another file (derived from it) names it, and the API answers 404.
+ALTER TABLE media_files ADD COLUMN deleted_at timestamptz;
+CREATE INDEX media_files_retention_idx ON media_files (created_at) WHERE expired_at IS NULL;
+
+-- Chores one worker of the fleet does at a time, every so often: listing the whole store
+-- for orphans. A worker takes one by moving `next_run_at` on (FOR UPDATE SKIP LOCKED), so
+-- a worker that dies in the middle only delays the next pass.
+CREATE TABLE storage_chores (
+  name text PRIMARY KEY,
+  next_run_at timestamptz NOT NULL DEFAULT now(),
+  last_started_at timestamptz,
+  last_finished_at timestamptz,
+  last_worker text,
+  -- What the last pass found and did (objects and bytes by kind), or why it failed.
+  last_report jsonb
+);
+INSERT INTO storage_chores (name) VALUES ('orphans');

@@ -1,0 +1,33 @@
+-- Claims up to $2 finished jobs whose intermediate objects are still stored: completed
+-- jobs at once (a completed job never runs again), failed and cancelled ones once they
+-- finished more than $1 seconds ago (until then a retry resumes from them). Each is
+-- marked swept for its current run in this statement, and returned with the keys under
+-- jobs/{id}/ that its segments name (their inputs, which the plan wrote, and their
+-- results), for the caller to delete after the commit; a retry of a swept job plans it
+-- again under a new run, whose keys are never among these. Objects no segment names (of
+-- attempts that lost their lease, of plans that failed) are left to the orphan pass.
+-- SKIP LOCKED: every worker runs this, and passes over the jobs another is sweeping.
+WITH victims AS MATERIALIZED (
+    SELECT id, run
+    FROM jobs
+    WHERE status IN ('completed', 'failed', 'cancelled') AND swept_run IS DISTINCT FROM run
+      AND (status = 'completed' OR finished_at < now() - make_interval(secs => $1))
+    ORDER BY finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), marked AS (
+    UPDATE jobs j SET swept_run = j.run
+    FROM victims v
+    WHERE j.id = v.id
+    RETURNING j.id
+)
+SELECT v.id, v.run,
+       ARRAY(
+           SELECT DISTINCT k.value #>> '{}'
+           FROM job_segments s
+           CROSS JOIN LATERAL jsonb_path_query(
+               jsonb_build_array(s.input, s.result), 'strict $.** ? (@.type() == "string")'
+           ) AS k(value)
+           WHERE s.job_id = v.id AND k.value #>> '{}' LIKE 'jobs/' || v.id::text || '/%'
+       ) AS keys
+FROM victims v
