@@ -2,14 +2,16 @@
 -- docs/storage.md).
 
 -- The last run of a job whose intermediate objects (jobs/{id}/plan/{run}-{attempt}/…,
--- jobs/{id}/segments/{index}/{run}-{attempt}/…) were deleted: every object of that run and
--- the runs before it. A retry moves `run` on, so a new run's objects are never among them,
--- and a job whose last run was swept plans again from its input.
+-- jobs/{id}/segments/{index}/{run}-{attempt}/…) are no longer needed and are deleted:
+-- every object of that run and the runs before it. Set when a job completes, and by the
+-- sweeper once a failed or cancelled job is past its retention. A retry moves `run` on,
+-- so a new run's objects are never among them, and a job whose last run was swept plans
+-- again from its input.
 ALTER TABLE jobs ADD COLUMN swept_run int;
--- Finished jobs whose intermediates are still stored, oldest first: completed ones are
--- swept at once, failed and cancelled ones after storage.failed_job_retention_seconds.
+UPDATE jobs SET swept_run = run WHERE status = 'completed';
+-- Failed and cancelled jobs whose intermediates are still stored, oldest first.
 CREATE INDEX jobs_sweep_idx ON jobs (finished_at)
-  WHERE status IN ('completed', 'failed', 'cancelled') AND swept_run IS DISTINCT FROM run;
+  WHERE status IN ('failed', 'cancelled') AND swept_run IS DISTINCT FROM run;
 
 -- When a media file's objects were deleted by the retention policy: the row stays, the
 -- API reports it `expired` and answers 410 Gone for its download.
@@ -32,3 +34,16 @@ CREATE TABLE storage_chores (
   last_report jsonb
 );
 INSERT INTO storage_chores (name) VALUES ('orphans');
+
+-- Deleting a media file checks the rows that name it (foreign keys, and the API's refusal
+-- while a job in progress uses it); expiry skips uploads a job in progress reads. Without
+-- these each of them reads all of jobs or media_files. Partial: a job without media (the
+-- queue's own no-op jobs) costs no index entry.
+CREATE INDEX jobs_input_media_id_idx ON jobs (input_media_id) WHERE input_media_id IS NOT NULL;
+CREATE INDEX jobs_output_media_id_idx ON jobs (output_media_id)
+  WHERE output_media_id IS NOT NULL;
+CREATE INDEX media_files_derived_from_idx ON media_files (derived_from)
+  WHERE derived_from IS NOT NULL;
+-- Deleting a project sets its jobs' project_id to NULL (and first refuses while one is in
+-- progress): found here rather than by reading every job.
+CREATE INDEX jobs_project_id_idx ON jobs (project_id) WHERE project_id IS NOT NULL;

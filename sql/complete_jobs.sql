@@ -39,6 +39,9 @@ WITH locked AS MATERIALIZED (
             ELSE j.metadata
         END,
         finished_at = now(),
+        -- Nothing of the job's steps is needed any more: its intermediate objects are
+        -- the worker's to delete after this commit (Handler::completed), or the sweeper's.
+        swept_run = j.run,
         locked_by = NULL,
         lease_expires_at = NULL,
         last_error = NULL,

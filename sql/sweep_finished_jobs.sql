@@ -1,6 +1,6 @@
--- Claims up to $2 finished jobs whose intermediate objects are still stored: completed
--- jobs at once (a completed job never runs again), failed and cancelled ones once they
--- finished more than $1 seconds ago (until then a retry resumes from them). Each is
+-- Claims up to $2 failed or cancelled jobs whose intermediate objects are still stored
+-- and that finished more than $1 seconds ago (until then a retry resumes from them; a
+-- completed job is marked swept when it completes, see complete_jobs.sql). Each is
 -- marked swept for its current run in this statement, and returned with the keys under
 -- jobs/{id}/ that its segments name (their inputs, which the plan wrote, and their
 -- results), for the caller to delete after the commit; a retry of a swept job plans it
@@ -10,8 +10,8 @@
 WITH victims AS MATERIALIZED (
     SELECT id, run
     FROM jobs
-    WHERE status IN ('completed', 'failed', 'cancelled') AND swept_run IS DISTINCT FROM run
-      AND (status = 'completed' OR finished_at < now() - make_interval(secs => $1))
+    WHERE status IN ('failed', 'cancelled') AND swept_run IS DISTINCT FROM run
+      AND finished_at < now() - make_interval(secs => $1)
     ORDER BY finished_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED

@@ -15,6 +15,7 @@ pub mod job_types;
 pub mod migrate;
 pub mod pipeline;
 pub mod queue;
+pub mod retention;
 pub mod shutdown;
 pub mod sql;
 pub mod storage;

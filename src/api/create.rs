@@ -178,6 +178,7 @@ async fn replay<C: GenericClient + Sync>(
         (status = 402, description = "The price exceeds the balance (both in the error)", body = ErrorBody),
         (status = 404, description = "No such project or media of the caller's", body = ErrorBody),
         (status = 409, description = "Upload not completed, its bytes changed after it was completed, or Idempotency-Key used with another request", body = ErrorBody),
+        (status = 410, description = "The input expired: the retention policy deleted its file", body = ErrorBody),
         (status = 422, description = "Invalid job type, input or options", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -220,6 +221,12 @@ pub async fn create_job(
                 .await?
                 .filter(|m| m.user_id == Some(caller.user_id))
                 .ok_or(ApiError::NotFound("media"))?;
+            if let Some(at) = media.expired_at {
+                return Err(ApiError::Gone(format!(
+                    "the input {id} expired at {at}: the retention policy deleted its file; \
+                     upload it again"
+                )));
+            }
             if !media.is_uploaded() {
                 return Err(ApiError::Conflict(
                     "the input's upload is not completed: POST /api/uploads/{id}/complete first"

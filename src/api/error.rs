@@ -38,6 +38,9 @@ pub enum ApiError {
         "this Idempotency-Key was already used with a different request; use a new key for a new job"
     )]
     IdempotencyKeyReused,
+    /// 410: a media file whose objects the retention policy deleted.
+    #[error("{0}")]
+    Gone(String),
     /// 413: a body or a declared upload larger than allowed.
     #[error("{0}")]
     TooLarge(String),
@@ -66,7 +69,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// One of: bad_request, unauthorized, insufficient_credits, forbidden, not_found,
-    /// conflict, idempotency_key_reused, method_not_allowed, timeout, too_large,
+    /// conflict, idempotency_key_reused, gone, method_not_allowed, timeout, too_large,
     /// unsupported_media_type, invalid, internal, unavailable.
     pub code: String,
     pub message: String,
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::IdempotencyKeyReused => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -126,6 +130,7 @@ pub fn code_of(status: StatusCode) -> &'static str {
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::REQUEST_TIMEOUT => "timeout",
         StatusCode::CONFLICT => "conflict",
+        StatusCode::GONE => "gone",
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::UNPROCESSABLE_ENTITY => "invalid",

@@ -36,6 +36,9 @@ pub struct SegmentCounts {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobOutput {
     pub media_id: Uuid,
+    /// When the retention policy deleted its files (`storage.output_retention_days`):
+    /// then it has no links, and downloading it answers 410.
+    pub expired_at: Option<DateTime<Utc>>,
     pub mimetype: Option<String>,
     pub size_bytes: Option<i64>,
     pub duration_seconds: Option<f64>,
@@ -136,6 +139,7 @@ pub async fn response<C: GenericClient + Sync>(
                     let files = media.files(state).await;
                     Some(JobOutput {
                         media_id,
+                        expired_at: media.expired_at,
                         mimetype: media.mimetype.clone(),
                         size_bytes: media.size_bytes,
                         duration_seconds: media.duration_seconds,

@@ -2,17 +2,19 @@
 //! outputs, with the signed links that download them, and `GET /api/media/{id}`.
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiPath, ErrorBody};
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::state::ApiState;
 use crate::job::output_files;
 use crate::storage::SignedUrl;
-use crate::{db, sql};
+use crate::{db, retention, sql};
 use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// A URL usable without credentials until `expires_at`.
@@ -41,7 +43,9 @@ pub struct Media {
     pub project_id: Option<Uuid>,
     pub media_type: Option<String>,
     pub file_name: Option<String>,
-    /// `pending` until the upload is completed, then `uploaded`.
+    /// `pending` until the upload is completed, then `uploaded`; `expired` once the
+    /// retention policy deleted its files (`storage.output_retention_days`,
+    /// `storage.upload_retention_days`).
     pub status: String,
     pub size_bytes: Option<i64>,
     pub duration_seconds: Option<f64>,
@@ -49,6 +53,8 @@ pub struct Media {
     /// For a job's output: the input it was made from.
     pub derived_from: Option<Uuid>,
     pub created_at: Option<DateTime<Utc>>,
+    /// When its files were deleted by the retention policy.
+    pub expired_at: Option<DateTime<Utc>>,
     /// Where to download it (uploaded files only).
     pub download: Option<Link>,
     /// Every file it is made of, the main one (the one `download` fetches) first: for a
@@ -82,6 +88,9 @@ pub struct MediaRow {
     pub metadata: Value,
     pub created_at: Option<DateTime<Utc>>,
     pub derived_from: Option<Uuid>,
+    pub expired_at: Option<DateTime<Utc>>,
+    /// Deleted by its owner; the row stays only while a job or another file names it.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 impl MediaRow {
@@ -94,7 +103,7 @@ impl MediaRow {
     /// Every file of the row with a download link each; none before the upload completed.
     /// The main file's size, type and duration are the row's own.
     pub async fn files(&self, state: &ApiState) -> Vec<MediaFile> {
-        if !self.is_uploaded() {
+        if !self.is_uploaded() || self.expired_at.is_some() {
             return Vec::new();
         }
         let listed = output_files(&self.metadata, &self.s3_key);
@@ -127,7 +136,9 @@ impl MediaRow {
                 .as_str()
                 .map(str::to_string)
                 .or_else(|| self.s3_key.rsplit('/').next().map(str::to_string)),
-            status: if self.is_uploaded() {
+            status: if self.expired_at.is_some() {
+                "expired"
+            } else if self.is_uploaded() {
                 "uploaded"
             } else {
                 "pending"
@@ -138,13 +149,15 @@ impl MediaRow {
             mimetype: self.mimetype.clone(),
             derived_from: self.derived_from,
             created_at: self.created_at,
+            expired_at: self.expired_at,
             download,
             files,
         }
     }
 }
 
-/// The media row `id`, whoever owns it (visibility is the caller's to check).
+/// The media row `id`, whoever owns it (visibility is the caller's to check). A file its
+/// owner deleted is not found, even while a job's row still names it.
 pub async fn load<C: GenericClient + Sync>(
     client: &C,
     id: Uuid,
@@ -163,7 +176,19 @@ pub async fn load<C: GenericClient + Sync>(
             metadata: r.get::<_, Option<Value>>("metadata").unwrap_or_default(),
             created_at: r.get("created_at"),
             derived_from: r.get("derived_from"),
-        }))
+            expired_at: r.get("expired_at"),
+            deleted_at: r.get("deleted_at"),
+        })
+        .filter(|m| m.deleted_at.is_none()))
+}
+
+/// The caller's media file `id`, readable by them (404 otherwise).
+async fn readable(state: &ApiState, caller: &Caller, id: Uuid) -> Result<MediaRow, ApiError> {
+    let client = state.pool.get().await?;
+    load(&client, id)
+        .await?
+        .filter(|m| caller.can_read(m.user_id))
+        .ok_or(ApiError::NotFound("media"))
 }
 
 /// A download link for a stored media file. A store that cannot sign (a local store
@@ -199,10 +224,100 @@ pub async fn get(
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::Json<Media>, ApiError> {
-    let client = state.pool.get().await?;
-    let media = load(&client, id)
-        .await?
-        .filter(|m| caller.can_read(m.user_id))
-        .ok_or(ApiError::NotFound("media"))?;
+    let media = readable(&state, &caller, id).await?;
     Ok(axum::Json(media.view(&state).await))
+}
+
+/// Which file of a media to download.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DownloadQuery {
+    /// The file's kind, as `files` lists it (`video`, `audio`, `srt`, `vtt`, or `file`
+    /// for an upload); the main file when absent.
+    pub kind: Option<String>,
+}
+
+/// Download a media file: a redirect to a fresh signed link to its main file, or to the
+/// file of `kind`. A link that must not expire in an email or a page is this route's
+/// address, not the signed link.
+#[utoipa::path(
+    get,
+    path = "/api/media/{id}/download",
+    operation_id = "media_download",
+    tag = "uploads",
+    params(("id" = Uuid, Path, description = "The media id"), DownloadQuery),
+    responses(
+        (status = 302, description = "Redirect to a signed link (`Location`)"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such media file of the caller's, or no file of that kind", body = ErrorBody),
+        (status = 409, description = "The upload is not completed", body = ErrorBody),
+        (status = 410, description = "Its files were deleted by the retention policy", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn download(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<DownloadQuery>,
+) -> Result<Response, ApiError> {
+    let media = readable(&state, &caller, id).await?;
+    if let Some(at) = media.expired_at {
+        return Err(ApiError::Gone(format!(
+            "media {id} expired at {at}: its files were deleted by the retention policy"
+        )));
+    }
+    if !media.is_uploaded() {
+        return Err(ApiError::Conflict(
+            "the upload is not completed: POST /api/uploads/{id}/complete first".into(),
+        ));
+    }
+    let files = output_files(&media.metadata, &media.s3_key);
+    let file = match &query.kind {
+        None => files.first(),
+        Some(kind) => files.iter().find(|(k, _)| k == kind),
+    }
+    .ok_or(ApiError::NotFound("file of that kind"))?;
+    let link = state.storage.download_url(&file.1.key).await?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, link.url),
+            (header::CACHE_CONTROL, "no-store".into()),
+        ],
+    )
+        .into_response())
+}
+
+/// Delete a media file and its stored files: an upload, or a job's output. Refused while
+/// a job in progress reads it. The jobs that name it keep their history (their row stays,
+/// and this file is then not found).
+#[utoipa::path(
+    delete,
+    path = "/api/media/{id}",
+    operation_id = "media_delete",
+    tag = "uploads",
+    params(("id" = Uuid, Path, description = "The media id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such media file of the caller's", body = ErrorBody),
+        (status = 409, description = "A job in progress reads it", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let mut client = state.pool.get().await?;
+    load(&client, id)
+        .await?
+        .filter(|m| m.user_id == Some(caller.user_id))
+        .ok_or(ApiError::NotFound("media"))?;
+    retention::delete::media(&mut client, &state.storage, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

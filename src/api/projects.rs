@@ -1,7 +1,7 @@
 //! Projects: a user's folders for media and jobs.
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiJson, ErrorBody, check_text};
+use super::error::{ApiError, ApiJson, ApiPath, ErrorBody, check_text};
 use super::state::ApiState;
 use crate::{db, sql};
 use axum::extract::State;
@@ -145,4 +145,32 @@ pub async fn list(
     Ok(axum::Json(ProjectList {
         projects: rows.iter().map(project).collect(),
     }))
+}
+
+/// Delete a project, every media file in it (uploads and outputs) and their stored files.
+/// Its jobs stay, without a project. Refused while one of its jobs is in progress.
+#[utoipa::path(
+    delete,
+    path = "/api/projects/{id}",
+    operation_id = "project_delete",
+    tag = "projects",
+    params(("id" = Uuid, Path, description = "The project id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such project of the caller's", body = ErrorBody),
+        (status = 409, description = "A job of the project is in progress", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let mut client = state.pool.get().await?;
+    check_owner(&client, &caller, Some(id)).await?;
+    crate::retention::delete::project(&mut client, &state.storage, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -83,6 +83,7 @@ fn check(state: &ApiState, method: Method, key: &str, query: &LinkQuery) -> Resu
         (status = 400, description = "Malformed parameters", body = ErrorBody),
         (status = 403, description = "Missing, altered or expired signature", body = ErrorBody),
         (status = 404, description = "No such object, or not the local store", body = ErrorBody),
+        (status = 410, description = "The file expired: the retention policy deleted it", body = ErrorBody),
     ),
     security(())
 )]
@@ -92,10 +93,11 @@ pub async fn download(
     ApiQuery(query): ApiQuery<LinkQuery>,
 ) -> Result<Response, ApiError> {
     check(&state, Method::GET, &key, &query)?;
-    let (info, chunks) = state.storage.get_stream(&key).await.map_err(|e| match e {
-        crate::Error::NotFound { .. } => ApiError::NotFound("object"),
-        e => e.into(),
-    })?;
+    let (info, chunks) = match state.storage.get_stream(&key).await {
+        Ok(found) => found,
+        Err(crate::Error::NotFound { .. }) => return Err(missing(&state, &key).await),
+        Err(e) => return Err(e.into()),
+    };
     let mut response = Body::from_stream(chunks).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
@@ -105,6 +107,31 @@ pub async fn download(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
     Ok(response)
+}
+
+/// Why the object at `key` is not there: 410 when its media file expired (the link was
+/// handed out before the retention policy deleted it), else 404.
+async fn missing(state: &ApiState, key: &str) -> ApiError {
+    let media = match crate::storage::StoredKey::parse(key) {
+        Some(crate::storage::StoredKey::Media { media_id })
+        | Some(crate::storage::StoredKey::JobOutput { media_id }) => media_id,
+        _ => return ApiError::NotFound("object"),
+    };
+    let expired = async {
+        let client = state.pool.get().await?;
+        Ok::<_, ApiError>(
+            super::media::load(&client, media)
+                .await?
+                .and_then(|m| m.expired_at),
+        )
+    };
+    match expired.await {
+        Ok(Some(at)) => ApiError::Gone(format!(
+            "this file expired at {at}: the retention policy deleted it"
+        )),
+        Ok(None) => ApiError::NotFound("object"),
+        Err(e) => e,
+    }
 }
 
 /// Refuses a PUT to `key` unless a media row is waiting for its upload there: once

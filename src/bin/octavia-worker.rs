@@ -123,8 +123,17 @@ async fn run(config: octavia::config::Config) -> Result<()> {
         first: "signal received: finishing in-flight work (a second signal exits at once)",
         second: "second signal: exiting now; leases will expire and be rescued",
     })?;
-    octavia::worker::Worker::new(config, pool, registry)?
-        .run(shutdown)
-        .await?;
+    let storage_config = config.storage.clone();
+    let worker = octavia::worker::Worker::new(config, pool.clone(), registry)?;
+    // Every worker sweeps the store beside its work (see octavia::retention).
+    let sweeper = octavia::retention::Sweeper::new(
+        pool,
+        pipeline.storage.clone(),
+        storage_config,
+        worker.worker_id(),
+    );
+    let sweeping = tokio::spawn(sweeper.run(shutdown.clone()));
+    worker.run(shutdown).await?;
+    sweeping.abort();
     Ok(())
 }

@@ -35,6 +35,22 @@ enum Command {
     /// The queue
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The object store
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Objects and bytes by kind: uploads, outputs, intermediates, orphans
+    Stats,
+    /// Delete what the retention policy says is no longer needed: intermediates of failed
+    /// jobs past their retention, media past theirs, and orphans
+    Sweep {
+        /// Say what would be deleted, and delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -53,6 +69,9 @@ enum UsersCommand {
         #[arg(long, default_value_t = 0)]
         credits: i64,
     },
+    /// Delete a user: their projects, sessions, media files and stored files. Their jobs and
+    /// payments stay, without an owner. Refused while one of their jobs is in progress.
+    Delete { email: String },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +193,16 @@ async fn run(cli: Cli) -> Result<()> {
             println!(
                 "created user {id} ({}, {role}, {credits} credits)",
                 email.trim().to_lowercase()
+            );
+        }
+        Command::Users(UsersCommand::Delete { email }) => {
+            let id = user(&client, &email).await?;
+            let store = octavia::storage::Storage::from_config(&config.storage)?;
+            let deleted = octavia::retention::delete::user(&mut client, &store, id).await?;
+            println!(
+                "deleted user {id} ({email}): {} media files ({} kept as deleted rows: jobs \
+                 name them), {} stored objects",
+                deleted.media, deleted.media_kept, deleted.objects
             );
         }
         Command::Credits(CreditsCommand::Grant { email, amount }) => {
@@ -332,6 +361,7 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("warning: {problem}; dead rows of the queue tables pile up");
             }
         }
+        Command::Storage(command) => storage(&config, pool.clone(), command).await?,
         Command::Migrate => unreachable!("handled above"),
     }
     Ok(())
@@ -344,4 +374,71 @@ async fn user(client: &deadpool_postgres::Object, email: &str) -> Result<Uuid> {
             format!("no user with email {email} (create one with `octavia users create`)")
         })?
         .id)
+}
+
+async fn storage(
+    config: &octavia::config::Config,
+    pool: deadpool_postgres::Pool,
+    command: StorageCommand,
+) -> Result<()> {
+    let store = octavia::storage::Storage::from_config(&config.storage)?;
+    let sweeper = octavia::retention::Sweeper::new(pool, store, config.storage.clone(), "octavia");
+    let census = match command {
+        StorageCommand::Stats => sweeper.census().await?,
+        StorageCommand::Sweep { dry_run } => {
+            let report = sweeper.pass(dry_run, true).await?;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            println!(
+                "failed jobs past storage.failed_job_retention_seconds: {} ({verb} their intermediates)",
+                report.failed_jobs
+            );
+            println!(
+                "media past their retention: {} ({verb} their objects, rows kept as expired)",
+                report.expired_media
+            );
+            println!("objects of those: {}", report.objects_deleted);
+            let census = report.orphans.unwrap_or_default();
+            let bytes: u64 = census.orphans.iter().map(|o| o.size).sum();
+            println!(
+                "orphans {verb}: {} ({})",
+                census.orphans.len(),
+                human(bytes)
+            );
+            const SHOWN: usize = 50;
+            for o in census.orphans.iter().take(SHOWN) {
+                println!("  {}  {}  ({})", o.key, human(o.size), o.why);
+            }
+            if census.orphans.len() > SHOWN {
+                println!("  … and {} more", census.orphans.len() - SHOWN);
+            }
+            return Ok(());
+        }
+    };
+    println!("{:<14} {:>10} {:>12}", "kind", "objects", "bytes");
+    for (kind, tally) in &census.kinds {
+        let kind = serde_json::to_value(kind)?;
+        println!(
+            "{:<14} {:>10} {:>12}",
+            kind.as_str().unwrap_or_default(),
+            tally.objects,
+            human(tally.bytes)
+        );
+    }
+    Ok(())
+}
+
+/// Bytes for a person: 1.5 MB.
+fn human(bytes: u64) -> String {
+    let mut value = bytes as f64;
+    for unit in ["B", "kB", "MB", "GB", "TB"] {
+        if value < 1000.0 || unit == "TB" {
+            return if unit == "B" {
+                format!("{bytes} B")
+            } else {
+                format!("{value:.1} {unit}")
+            };
+        }
+        value /= 1000.0;
+    }
+    unreachable!("the loop returns at TB")
 }

@@ -12,6 +12,7 @@ use super::common::context::{InputMedia, Pipeline, pipeline_error, scratch, unti
 use super::common::dub;
 use super::common::output::{Output, streams_of, upload_subtitles};
 use super::common::speech::{self, SpeechResult};
+use crate::job::JobInfo;
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia};
 use crate::pipeline::media::{self, AudioFormat};
@@ -37,6 +38,10 @@ impl Handler for AudioTranslation {
 
     async fn run_segment(&self, ctx: &SegmentContext) -> Result<Value, HandlerError> {
         dub::run_segment(&self.0, ctx).await
+    }
+
+    async fn completed(&self, job: &JobInfo) {
+        super::common::context::delete_intermediates(&self.0, job).await
     }
 
     async fn finalize(&self, ctx: &StepContext) -> Result<Option<NewMedia>, HandlerError> {

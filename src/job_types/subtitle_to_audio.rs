@@ -20,6 +20,7 @@ use super::common::context::{
 use super::common::output::{Output, streams_of, upload_subtitles};
 use super::common::speech::FitRecord;
 use super::common::{cues, dub};
+use crate::job::JobInfo;
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia, NewSegment};
 use crate::pipeline::Language;
@@ -259,6 +260,10 @@ impl Handler for SubtitleToAudio {
             Ok(serde_json::to_value(result).expect("serializable"))
         })
         .await
+    }
+
+    async fn completed(&self, job: &JobInfo) {
+        super::common::context::delete_intermediates(&self.0, job).await
     }
 
     async fn finalize(&self, ctx: &StepContext) -> Result<Option<NewMedia>, HandlerError> {

@@ -16,6 +16,7 @@ use super::common::context::{
 };
 use super::common::cues;
 use super::common::output::{Output, upload_subtitles};
+use crate::job::JobInfo;
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia, NewSegment};
 use crate::pipeline::Language;
@@ -143,6 +144,10 @@ impl Handler for SubtitleTranslation {
             elapsed_ms: watch.laps(),
         };
         Ok(serde_json::to_value(result).expect("serializable"))
+    }
+
+    async fn completed(&self, job: &JobInfo) {
+        super::common::context::delete_intermediates(&self.0, job).await
     }
 
     async fn finalize(&self, ctx: &StepContext) -> Result<Option<NewMedia>, HandlerError> {

@@ -14,6 +14,7 @@
 use super::common::context::{InputMedia, Pipeline, Stopwatch, scratch, until_cancelled};
 use super::common::output::{Output, upload_subtitles};
 use super::common::speech::{self, PhraseRecord, SpeechResult};
+use crate::job::JobInfo;
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia};
 use crate::pipeline::subtitles::SubtitleFormat;
@@ -65,6 +66,10 @@ impl Handler for Subtitles {
             Ok(serde_json::to_value(result).expect("serializable"))
         })
         .await
+    }
+
+    async fn completed(&self, job: &JobInfo) {
+        super::common::context::delete_intermediates(&self.0, job).await
     }
 
     async fn finalize(&self, ctx: &StepContext) -> Result<Option<NewMedia>, HandlerError> {

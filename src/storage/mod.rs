@@ -32,7 +32,10 @@ mod keys;
 mod links;
 mod seal;
 
-pub use keys::{LOCAL_ROUTE, job_output_key, job_prefix, media_key, plan_key, segment_key};
+pub use keys::{
+    LOCAL_ROUTE, StoredKey, intermediate_prefixes, job_output_key, job_prefix, media_key, plan_key,
+    segment_key,
+};
 use keys::{parse_key, parse_prefix};
 
 use links::LocalLinks;
@@ -348,6 +351,34 @@ impl Storage {
         Ok(keys)
     }
 
+    /// Every object under `prefix` (as in [`Storage::list`]) with its size and date, in
+    /// no particular order.
+    pub async fn list_info(&self, prefix: &str) -> Result<Vec<(String, ObjectInfo)>> {
+        let prefix = parse_prefix(prefix)?;
+        Ok(self
+            .store
+            .list((!prefix.is_root()).then_some(&prefix))
+            .map_ok(|meta| (meta.location.to_string(), ObjectInfo::from(meta)))
+            .try_collect()
+            .await?)
+    }
+
+    /// Deletes the objects at `keys`, in batches where the store has them (S3's
+    /// DeleteObjects takes 1,000 keys a request). Missing objects are not an error.
+    pub async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let locations: Vec<Key> = keys.iter().map(|k| parse_key(k)).collect::<Result<_>>()?;
+        let mut deleted = self
+            .store
+            .delete_stream(stream::iter(locations.into_iter().map(Ok)).boxed());
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes the object at `key`. Deleting a missing object succeeds, so a retried
     /// cleanup does not fail.
     pub async fn delete(&self, key: &str) -> Result<()> {
@@ -376,14 +407,17 @@ impl Storage {
             .try_collect()
             .await?;
         let count = locations.len();
-        let mut deleted = self
-            .store
-            .delete_stream(stream::iter(locations.into_iter().map(Ok)).boxed());
-        while let Some(result) = deleted.next().await {
-            match result {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+        let keys: Vec<String> = locations.iter().map(|l| l.to_string()).collect();
+        self.delete_many(&keys).await?;
+        Ok(count)
+    }
+
+    /// Deletes the intermediate objects of job `job_id` (see [`intermediate_prefixes`]),
+    /// never its outputs; returns how many there were.
+    pub async fn delete_intermediates(&self, job_id: uuid::Uuid) -> Result<usize> {
+        let mut count = 0;
+        for prefix in intermediate_prefixes(job_id) {
+            count += self.delete_prefix(&prefix).await?;
         }
         Ok(count)
     }

@@ -183,6 +183,12 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) -> usize {
         .await
         .unwrap_or_default();
         shared.events.publish(done.iter().copied());
+        for f in finals.iter().filter(|f| done.contains(&f.step.job.id)) {
+            if let Some(handler) = shared.registry.get(&f.step.job.job_type) {
+                let job = f.step.job.clone();
+                tokio::spawn(async move { handler.completed(&job).await });
+            }
+        }
         recorded.extend(done);
     }
     let mut lost = 0;

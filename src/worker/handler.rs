@@ -115,4 +115,10 @@ pub trait Handler: Send + Sync + 'static {
     /// Assembles the output once every segment completed. A returned media row is inserted
     /// in the transaction that completes the job.
     async fn finalize(&self, ctx: &StepContext) -> Result<Option<NewMedia>, HandlerError>;
+
+    /// Called on the worker that completed `job`, once its completion is committed, to
+    /// delete what only its steps needed (the completion marked its run swept:
+    /// `jobs.swept_run`). Nothing waits for it; what a crash leaves, the store's sweeper
+    /// deletes.
+    async fn completed(&self, _job: &JobInfo) {}
 }

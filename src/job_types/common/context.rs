@@ -308,6 +308,17 @@ impl Stopwatch {
     }
 }
 
+/// What a pipeline job type does once its job completed: deletes the job's intermediate
+/// objects (segment inputs, dubbed windows), which only its steps needed. A failure is
+/// logged and left to the store's sweeper (the completion marked the run swept).
+pub async fn delete_intermediates(p: &Pipeline, job: &JobInfo) {
+    match p.storage.delete_intermediates(job.id).await {
+        Ok(n) => tracing::debug!(job.id = %job.id, objects = n, "deleted intermediates"),
+        Err(e) => tracing::warn!(job.id = %job.id, error = %e,
+            "could not delete a completed job's intermediates; the sweeper will"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ mod fuzz;
 mod jobs;
 mod ops;
 mod outputs;
+mod retention;
 mod sealed;
 mod storage;
 mod transcript;

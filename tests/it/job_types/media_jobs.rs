@@ -78,7 +78,6 @@ async fn video_translation_dubs_a_video_keeping_picture_and_original_audio_with_
                 s.attempts
             )
         );
-        assert!(env.storage.head(key).await.unwrap().is_some());
         translated += result["phrases"]
             .as_array()
             .unwrap()
@@ -88,6 +87,16 @@ async fn video_translation_dubs_a_video_keeping_picture_and_original_audio_with_
     }
     assert!(translated >= 2, "only {translated} phrases were translated");
     assert_eq!(srt.len(), translated);
+    // Only the job needed them: gone once it completed.
+    crate::support::wait_for(10, "the segments' files to be deleted", || async {
+        env.storage
+            .list(&job_prefix(job))
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
     let (wer, heard) = heard_wer(&env, job, &ENGLISH[..16]).await;
     assert!(wer <= 0.08, "WER {wer:.3}: heard {heard}");
     assert_eq!(balance(&env, user).await, 100 - COST);
@@ -135,12 +144,32 @@ async fn audio_translation_dubs_an_mp3_through_s3() {
     env.subtitle_file(&row, "srt").await;
     let (wer, heard) = heard_wer(&env, job, &SENTENCES[..3]).await;
     assert!(wer <= 0.08, "WER {wer:.3}: heard {heard}");
-    // Everything went through the S3 server: the segments' inputs and outputs too.
-    let objects = env.storage.list(&job_prefix(job)).await.unwrap();
-    let plans = objects.iter().filter(|k| k.contains("/plan/1-1/")).count();
-    let dubs = objects.iter().filter(|k| k.ends_with("/dub.wav")).count();
-    let segments = env.segments(job).await.len();
-    assert_eq!((plans, dubs), (segments, segments), "{objects:?}");
+    // The segments' inputs and dubs went through the S3 server, and were deleted from it
+    // once the job completed: the bucket holds the input and the outputs.
+    for s in env.segments(job).await {
+        let (input, result) = (s.input.unwrap(), s.result.unwrap());
+        assert!(
+            input["key"].as_str().unwrap().contains("/plan/1-1/"),
+            "{input}"
+        );
+        assert!(
+            result["audio_key"].as_str().unwrap().ends_with("/dub.wav"),
+            "{result}"
+        );
+    }
+    crate::support::wait_for(10, "the intermediates to be deleted", || async {
+        let objects = env.storage.list("").await.unwrap();
+        objects
+            .iter()
+            .all(|k| k.starts_with("media/"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        env.storage.list("").await.unwrap().len(),
+        4,
+        "input, audio, srt, vtt"
+    );
     assert_ledger_balances(&env.db).await;
 }
 

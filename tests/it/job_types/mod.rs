@@ -7,6 +7,7 @@
 mod bad_input;
 mod killed_worker;
 mod media_jobs;
+mod retention;
 mod subtitle_jobs;
 mod worker_start;
 
