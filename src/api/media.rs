@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -24,6 +25,9 @@ pub struct Link {
     /// `PUT` (send the file's bytes as the body) or `GET`.
     pub method: String,
     pub expires_at: DateTime<Utc>,
+    /// Headers to send as they are: an upload link pins the file's `Content-Length` (and
+    /// its `x-amz-checksum-sha256` when `sha256` was declared), and other bytes are refused.
+    pub headers: BTreeMap<String, String>,
 }
 
 impl From<SignedUrl> for Link {
@@ -32,6 +36,7 @@ impl From<SignedUrl> for Link {
             url: s.url,
             method: s.method.to_string(),
             expires_at: s.expires_at,
+            headers: s.headers.into_iter().collect(),
         }
     }
 }

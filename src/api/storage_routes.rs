@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -137,7 +138,7 @@ async fn missing(state: &ApiState, key: &str) -> ApiError {
 /// Refuses a PUT to `key` unless a media row is waiting for its upload there: once
 /// `complete` has priced the bytes, they are sealed. The key names the media
 /// (`media/{user}/{media}/{file}`), so the row is found by its primary key.
-async fn pending_upload(state: &ApiState, key: &str) -> Result<(), ApiError> {
+async fn pending_upload(state: &ApiState, key: &str) -> Result<super::media::MediaRow, ApiError> {
     let refused = |why: &str| {
         ApiError::Conflict(format!(
             "{why}: its bytes can no longer be changed; create a new upload (POST /api/uploads)"
@@ -150,7 +151,7 @@ async fn pending_upload(state: &ApiState, key: &str) -> Result<(), ApiError> {
         .ok_or_else(|| refused("this key is not an upload's"))?;
     let client = state.pool.get().await?;
     match super::media::load(&client, media).await? {
-        Some(row) if row.s3_key == key && !row.is_uploaded() => Ok(()),
+        Some(row) if row.s3_key == key && !row.is_uploaded() => Ok(row),
         Some(row) if row.s3_key == key => Err(refused("this upload was completed")),
         _ => Err(refused("no upload has this key")),
     }
@@ -160,6 +161,8 @@ async fn pending_upload(state: &ApiState, key: &str) -> Result<(), ApiError> {
 const BODY_OK: u8 = 0;
 const BODY_TOO_LARGE: u8 = 1;
 const BODY_BROKEN: u8 = 2;
+const BODY_SHORT: u8 = 3;
+const BODY_OTHER_BYTES: u8 = 4;
 
 /// Upload an object to the local store through a signed link: the body is the file.
 #[utoipa::path(
@@ -174,7 +177,8 @@ const BODY_BROKEN: u8 = 2;
         (status = 403, description = "Missing, altered or expired signature", body = ErrorBody),
         (status = 404, description = "Not the local store", body = ErrorBody),
         (status = 409, description = "No pending upload has this key: it was completed (its bytes are sealed) or never made", body = ErrorBody),
-        (status = 413, description = "Larger than api.max_upload_bytes", body = ErrorBody),
+        (status = 413, description = "Larger than the upload's declared size_bytes", body = ErrorBody),
+        (status = 422, description = "Shorter than the declared size_bytes, or not the bytes of the declared sha256", body = ErrorBody),
     ),
     security(())
 )]
@@ -186,24 +190,34 @@ pub async fn upload(
     body: Body,
 ) -> Result<axum::Json<Stored>, ApiError> {
     check(&state, Method::PUT, &key, &query)?;
-    pending_upload(&state, &key).await?;
+    let media = pending_upload(&state, &key).await?;
     let max = state.config.api.max_upload_bytes;
+    // The bytes POST /api/uploads declared, as an S3 link pins them in its signature.
+    let size = media.metadata["declared_size"]
+        .as_u64()
+        .unwrap_or(max)
+        .min(max);
+    let digest: Option<[u8; 32]> = media.metadata["declared_sha256"]
+        .as_str()
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|d| d.try_into().ok());
     let too_large = || {
         ApiError::TooLarge(format!(
-            "an upload may have at most {max} bytes (api.max_upload_bytes)"
+            "this upload was declared with {size} bytes (api.max_upload_bytes is {max})"
         ))
     };
-    let declared = headers
+    let sent = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
+    if sent.is_some_and(|n| n > size) {
         return Err(too_large());
     }
     // The store sees only an I/O error when the stream fails; this says which it was.
     let why = Arc::new(AtomicU8::new(BODY_OK));
     let flag = why.clone();
     let mut seen = 0u64;
+    let mut hasher = Sha256::new();
     let chunks = body
         .into_data_stream()
         .map_err({
@@ -213,14 +227,34 @@ pub async fn upload(
                 std::io::Error::other(e)
             }
         })
-        .map(move |chunk: Result<Bytes, std::io::Error>| {
-            let chunk = chunk?;
-            seen += chunk.len() as u64;
-            if seen > max {
-                flag.store(BODY_TOO_LARGE, Ordering::SeqCst);
-                return Err(std::io::Error::other("upload too large"));
-            }
-            Ok(chunk)
+        .map(Some)
+        // A last item after the body, to refuse one shorter than declared or of other
+        // bytes: the store then aborts the upload, and nothing is stored.
+        .chain(futures_util::stream::once(async { None }))
+        .filter_map(move |chunk: Option<Result<Bytes, std::io::Error>>| {
+            let outcome = match chunk {
+                Some(Ok(chunk)) => {
+                    seen += chunk.len() as u64;
+                    hasher.update(&chunk);
+                    if seen > size {
+                        flag.store(BODY_TOO_LARGE, Ordering::SeqCst);
+                        Some(Err(std::io::Error::other("upload too large")))
+                    } else {
+                        Some(Ok(chunk))
+                    }
+                }
+                Some(Err(e)) => Some(Err(e)),
+                None if seen < size => {
+                    flag.store(BODY_SHORT, Ordering::SeqCst);
+                    Some(Err(std::io::Error::other("upload too short")))
+                }
+                None if digest.is_some_and(|d| hasher.clone().finalize()[..] != d[..]) => {
+                    flag.store(BODY_OTHER_BYTES, Ordering::SeqCst);
+                    Some(Err(std::io::Error::other("other bytes")))
+                }
+                None => None,
+            };
+            std::future::ready(outcome)
         });
     match state.storage.put_stream(&key, chunks).await {
         Ok(size) => Ok(axum::Json(Stored {
@@ -229,6 +263,12 @@ pub async fn upload(
         })),
         Err(e) => Err(match why.load(Ordering::SeqCst) {
             BODY_TOO_LARGE => too_large(),
+            BODY_SHORT => ApiError::Invalid(format!(
+                "the body is shorter than the {size} bytes this upload was declared with"
+            )),
+            BODY_OTHER_BYTES => ApiError::Invalid(
+                "the body's SHA-256 is not the sha256 this upload was declared with".into(),
+            ),
             BODY_BROKEN => ApiError::BadRequest("the request body broke off".into()),
             _ => e.into(),
         }),

@@ -31,6 +31,9 @@ pub struct NewUpload {
     pub project_id: Option<Uuid>,
     /// Guessed from the file name when absent.
     pub mimetype: Option<String>,
+    /// The SHA-256 of the file's bytes, in hex: when given, the upload link takes those
+    /// bytes only (S3 checks the `x-amz-checksum-sha256` header the link lists).
+    pub sha256: Option<String>,
 }
 
 /// The recorded upload and where to PUT its bytes.
@@ -141,6 +144,16 @@ pub async fn create(
         }
         None => guess_mimetype(&file_name).to_string(),
     };
+    let sha256 = match &body.sha256 {
+        None => None,
+        Some(hex_digest) => {
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(hex_digest, &mut digest).map_err(|_| {
+                ApiError::Invalid("sha256 must be the 64 hex digits of a SHA-256 digest".into())
+            })?;
+            Some(digest)
+        }
+    };
     let client = state.pool.get().await?;
     projects::check_owner(&client, &caller, body.project_id).await?;
     let id = Uuid::now_v7();
@@ -148,14 +161,17 @@ pub async fn create(
     // Sign first: if the store cannot, nothing is recorded.
     let upload = state
         .storage
-        .upload_url(&key)
+        .upload_url_exact(&key, body.size_bytes as u64, sha256.as_ref())
         .await
         .map_err(|e| ApiError::Internal(format!("cannot sign an upload link: {e}")))?;
-    let metadata = json!({
+    let mut metadata = json!({
         "file_name": file_name,
         "declared_size": body.size_bytes,
         "upload": "pending",
     });
+    if let Some(digest) = &sha256 {
+        metadata["declared_sha256"] = json!(hex::encode(digest));
+    }
     let no_duration: Option<f64> = None;
     let no_size: Option<i64> = None;
     let no_origin: Option<Uuid> = None;

@@ -415,11 +415,11 @@ async fn storage(
         }
     };
     println!("{:<14} {:>10} {:>12}", "kind", "objects", "bytes");
-    for (kind, tally) in &census.kinds {
-        let kind = serde_json::to_value(kind)?;
+    for kind in octavia::retention::census::Kind::ALL {
+        let tally = census.of(kind);
         println!(
             "{:<14} {:>10} {:>12}",
-            kind.as_str().unwrap_or_default(),
+            kind.name(),
             tally.objects,
             human(tally.bytes)
         );

@@ -69,7 +69,34 @@ pub struct Census {
     pub orphans: Vec<Orphan>,
 }
 
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Uploads,
+        Kind::Outputs,
+        Kind::Intermediates,
+        Kind::Recent,
+        Kind::Orphans,
+        Kind::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Uploads => "uploads",
+            Kind::Outputs => "outputs",
+            Kind::Intermediates => "intermediates",
+            Kind::Recent => "recent",
+            Kind::Orphans => "orphans",
+            Kind::Other => "other",
+        }
+    }
+}
+
 impl Census {
+    /// The tally of `kind` (zero when there is none).
+    pub fn of(&self, kind: Kind) -> Tally {
+        self.kinds.get(&kind).copied().unwrap_or_default()
+    }
+
     fn count(&mut self, kind: Kind, size: u64) {
         let tally = self.kinds.entry(kind).or_default();
         tally.objects += 1;

@@ -30,6 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod keys;
 mod links;
+mod presign;
 mod seal;
 
 pub use keys::{
@@ -84,6 +85,8 @@ pub struct SignedUrl {
     pub url: String,
     pub method: Method,
     pub expires_at: DateTime<Utc>,
+    /// Headers the request must carry as they are (the signature covers them).
+    pub headers: Vec<(String, String)>,
 }
 
 /// The object store. Cloning is cheap and clones share the connection pool.
@@ -97,7 +100,7 @@ pub struct Storage {
 #[derive(Clone, Debug)]
 enum Backend {
     Local(LocalLinks),
-    S3(Arc<AmazonS3>),
+    S3 { s3: Arc<AmazonS3>, region: String },
 }
 
 impl Storage {
@@ -153,7 +156,10 @@ impl Storage {
                 let s3 = Arc::new(builder.build()?);
                 Ok(Storage {
                     store: s3.clone(),
-                    backend: Backend::S3(s3),
+                    backend: Backend::S3 {
+                        s3,
+                        region: config.s3_region.clone(),
+                    },
                     url_expiry,
                 })
             }
@@ -447,7 +453,7 @@ impl Storage {
         let expires_at = DateTime::from_timestamp(expires as i64, 0)
             .ok_or_else(|| Error::Invalid("storage.url_expiry_seconds is too large".into()))?;
         let url = match &self.backend {
-            Backend::S3(s3) => s3
+            Backend::S3 { s3, .. } => s3
                 .signed_url(method.clone(), &location, self.url_expiry)
                 .await?
                 .to_string(),
@@ -457,7 +463,65 @@ impl Storage {
             url,
             method,
             expires_at,
+            headers: Vec::new(),
         })
+    }
+
+    /// A URL that uploads exactly `size` bytes to `key` with a PUT, and when `sha256` is
+    /// given exactly the bytes of that digest, valid `storage.url_expiry_seconds`. On S3
+    /// both are in the signature (`Content-Length`, `x-amz-checksum-sha256`), so S3 refuses
+    /// other bytes; the local store's route checks them against the upload's row. The
+    /// returned `headers` are what the client must send.
+    pub async fn upload_url_exact(
+        &self,
+        key: &str,
+        size: u64,
+        sha256: Option<&[u8; 32]>,
+    ) -> Result<SignedUrl> {
+        use base64::Engine;
+        let checksum = sha256.map(|d| base64::engine::general_purpose::STANDARD.encode(d));
+        let mut signed = match &self.backend {
+            Backend::Local(_) => self.signed_url(Method::PUT, key).await?,
+            Backend::S3 { s3, region } => {
+                let location = parse_key(key)?;
+                // object_store builds the object's URL (endpoint, bucket, path encoding);
+                // its query is replaced by the pinned signature.
+                let mut url = s3
+                    .signed_url(Method::PUT, &location, self.url_expiry)
+                    .await?;
+                url.set_query(None);
+                let credential = s3.credentials().get_credential().await?;
+                let now = Utc::now();
+                presign::sign_put(
+                    &mut url,
+                    &presign::Credential {
+                        key_id: &credential.key_id,
+                        secret_key: &credential.secret_key,
+                        token: credential.token.as_deref(),
+                    },
+                    region,
+                    now,
+                    self.url_expiry.as_secs(),
+                    &presign::Pinned {
+                        content_length: size,
+                        checksum_sha256: checksum.as_deref(),
+                    },
+                );
+                SignedUrl {
+                    url: url.to_string(),
+                    method: Method::PUT,
+                    expires_at: now + self.url_expiry,
+                    headers: Vec::new(),
+                }
+            }
+        };
+        signed
+            .headers
+            .push(("Content-Length".into(), size.to_string()));
+        if let Some(sum) = checksum {
+            signed.headers.push(("x-amz-checksum-sha256".into(), sum));
+        }
+        Ok(signed)
     }
 
     /// Checks a local-store link as the API route receives it: the request's method, the
@@ -473,7 +537,7 @@ impl Storage {
     ) -> Result<(), SignatureError> {
         match &self.backend {
             Backend::Local(links) => links.verify(method, key, expires, sig, now),
-            Backend::S3(_) => Err(SignatureError::NotLocal),
+            Backend::S3 { .. } => Err(SignatureError::NotLocal),
         }
     }
 }

@@ -20,6 +20,9 @@ fn protected_routes(job: Uuid, media: Uuid) -> Vec<(Method, String, Option<Value
         ),
         (Method::POST, format!("/api/uploads/{media}/complete"), None),
         (Method::GET, format!("/api/media/{media}"), None),
+        (Method::GET, format!("/api/media/{media}/download"), None),
+        (Method::DELETE, format!("/api/media/{media}"), None),
+        (Method::DELETE, format!("/api/projects/{media}"), None),
         (Method::GET, "/api/jobs".into(), None),
         (
             Method::POST,

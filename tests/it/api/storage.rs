@@ -339,10 +339,12 @@ async fn local_signed_routes_upload_and_download_and_refuse_altered_or_expired_l
         StatusCode::UNPROCESSABLE_ENTITY,
         "noise is not audio: {body}"
     );
+    // A body longer than declared is refused as it arrives, and nothing is stored.
     let (mismatch, mismatch_url) = start_upload(&api, &token, "a.srt", "subtitle", 5).await;
-    api.http.put(&mismatch_url).body(SRT).send().await.unwrap();
+    let r = api.http.put(&mismatch_url).body(SRT).send().await.unwrap();
+    assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "too_large").await;
     let (status, body) = complete(&api, &token, &mismatch).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let (garbage, garbage_url) = start_upload(&api, &token, "b.srt", "subtitle", 9).await;
     api.http
         .put(&garbage_url)

@@ -252,3 +252,95 @@ async fn the_orphan_sweep_racing_a_resumed_job_deletes_only_what_nobody_needs() 
     b.wait().unwrap();
     assert!(passes > 1, "the sweep ran while the job ran");
 }
+
+#[tokio::test]
+async fn storage_stats_counts_by_kind_and_sweep_dry_run_deletes_nothing() {
+    let env = Env::local(2).await;
+    let user = user(&env.db, 100).await;
+    let input = env
+        .upload_bytes(
+            user,
+            "talk.srt",
+            b"1\n00:00:01,000 --> 00:00:02,000\nHi.\n",
+            "subtitle",
+        )
+        .await;
+    let job = env
+        .job(
+            user,
+            "subtitle_translation",
+            Some(input),
+            json!({"target_language": "es"}),
+        )
+        .await;
+    // A failed job's file that no segment names: what a plan attempt that failed leaves.
+    env.db
+        .client()
+        .await
+        .execute(
+            "UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = $1",
+            &[&job],
+        )
+        .await
+        .unwrap();
+    let stray = plan_key(job, 1, 1, "segment-00000.wav");
+    env.storage
+        .put_bytes(&stray, bytes::Bytes::from_static(b"RIFF"))
+        .await
+        .unwrap();
+    env.storage
+        .put_bytes("backups/notes.txt", bytes::Bytes::from_static(b"mine"))
+        .await
+        .unwrap();
+
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_octavia"))
+            .arg("--no-migrate")
+            .args(args)
+            .env("DATABASE_URL", &env.db.url)
+            .env("OCTAVIA_STORAGE_LOCAL_DIR", &env.config.storage.local_dir)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let objects_of = |stats: &str, kind: &str| -> u64 {
+        let line = stats
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(kind))
+            .unwrap_or_else(|| panic!("no {kind} line in:\n{stats}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let stats = cli(&["storage", "stats"]);
+    assert_eq!(
+        ["uploads", "outputs", "intermediates", "orphans", "other"].map(|k| objects_of(&stats, k)),
+        [1, 0, 0, 1, 1],
+        "{stats}"
+    );
+
+    let dry = cli(&["storage", "sweep", "--dry-run"]);
+    assert!(
+        dry.contains("orphans would delete: 1") && dry.contains(&stray),
+        "{dry}"
+    );
+    assert!(
+        env.storage.head(&stray).await.unwrap().is_some(),
+        "a dry run deletes nothing"
+    );
+
+    let swept = cli(&["storage", "sweep"]);
+    assert!(swept.contains("orphans deleted: 1"), "{swept}");
+    assert!(env.storage.head(&stray).await.unwrap().is_none());
+    let stats = cli(&["storage", "stats"]);
+    assert_eq!(objects_of(&stats, "orphans"), 0, "{stats}");
+    assert_eq!(
+        objects_of(&stats, "other"),
+        1,
+        "a key outside the layout is never touched"
+    );
+}
