@@ -47,7 +47,7 @@ pub struct NewMedia {
 }
 
 /// One file of a job's output, as `media_files.metadata.files` records it under its role
-/// (`video`, `audio`, `srt`, `vtt`). Rows written before sizes were recorded map a role to
+/// (`video`, `audio`, `srt`, `vtt`, `transcript`). Rows written before sizes were recorded map a role to
 /// the bare key; [`output_files`] reads both.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct OutputFile {
@@ -58,8 +58,8 @@ pub struct OutputFile {
 }
 
 /// The roles an output's files are listed in: the main file's first, then video, audio,
-/// srt, vtt, then anything else by name.
-const ROLE_ORDER: [&str; 4] = ["video", "audio", "srt", "vtt"];
+/// srt, vtt, transcript, then anything else by name.
+const ROLE_ORDER: [&str; 5] = ["video", "audio", "srt", "vtt", "transcript"];
 
 /// Every file a media row's `metadata` lists, by role, the main one first. A row that
 /// lists none (an upload, or a queue test's output) is its own `s3_key`, in the role

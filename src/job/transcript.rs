@@ -4,12 +4,16 @@
 //! text, and its `translation`).
 
 use super::SegmentView;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+/// The role of the transcript file among a job output's files (`metadata.files`):
+/// `{"lines": [TranscriptLine, …]}`, written by finalize, kept with the output.
+pub const ROLE: &str = "transcript";
+
 /// One phrase (or cue) of a transcript, its times in the input file.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TranscriptLine {
     /// The segment that recorded it.
     pub segment: i32,

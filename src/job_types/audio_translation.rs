@@ -10,7 +10,7 @@
 
 use super::common::context::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
 use super::common::dub;
-use super::common::output::{Output, streams_of, upload_subtitles};
+use super::common::output::{Output, streams_of, upload_subtitles, upload_transcript};
 use super::common::speech::{self, SpeechResult};
 use crate::job::JobInfo;
 use crate::job::options;
@@ -83,6 +83,7 @@ impl Handler for AudioTranslation {
                 "engines": p.engine_names(),
                 "streams": streams_of(&info),
             });
+            upload_transcript(&p.storage, &mut output, ctx, dir.path(), &name).await?;
             Ok(Some(output.media(
                 "audio",
                 MediaType::Audio,

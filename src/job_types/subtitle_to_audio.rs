@@ -17,7 +17,7 @@
 use super::common::context::{
     InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, store, until_cancelled,
 };
-use super::common::output::{Output, streams_of, upload_subtitles};
+use super::common::output::{Output, streams_of, upload_subtitles, upload_transcript};
 use super::common::speech::FitRecord;
 use super::common::{cues, dub};
 use crate::job::JobInfo;
@@ -316,6 +316,7 @@ impl Handler for SubtitleToAudio {
                 "engines": p.engine_names(),
                 "streams": streams_of(&info),
             });
+            upload_transcript(&p.storage, &mut output, ctx, dir.path(), &name).await?;
             Ok(Some(output.media(
                 "audio",
                 MediaType::Audio,

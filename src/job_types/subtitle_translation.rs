@@ -15,7 +15,7 @@ use super::common::context::{
     InputMedia, Pipeline, Stopwatch, pipeline_error, scratch, until_cancelled,
 };
 use super::common::cues;
-use super::common::output::{Output, upload_subtitles};
+use super::common::output::{Output, upload_subtitles, upload_transcript};
 use crate::job::JobInfo;
 use crate::job::options;
 use crate::job::{JobType, MediaType, NewMedia, NewSegment};
@@ -183,6 +183,7 @@ impl Handler for SubtitleTranslation {
                 "cues": translated.len(),
                 "engines": { "translator": p.engines.translator.name() },
             });
+            upload_transcript(&p.storage, &mut output, ctx, dir.path(), &name).await?;
             Ok(Some(output.media(
                 main.extension(),
                 MediaType::Subtitle,

@@ -12,7 +12,7 @@
 //! write.
 
 use super::common::context::{InputMedia, Pipeline, Stopwatch, scratch, until_cancelled};
-use super::common::output::{Output, upload_subtitles};
+use super::common::output::{Output, upload_subtitles, upload_transcript};
 use super::common::speech::{self, PhraseRecord, SpeechResult};
 use crate::job::JobInfo;
 use crate::job::options;
@@ -100,6 +100,7 @@ impl Handler for Subtitles {
                 "cues": cues.len(),
                 "engines": p.engine_names(),
             });
+            upload_transcript(&p.storage, &mut output, ctx, dir.path(), &name).await?;
             Ok(Some(output.media(
                 main.extension(),
                 MediaType::Subtitle,

@@ -14,7 +14,7 @@
 
 use super::common::context::{InputMedia, Pipeline, pipeline_error, scratch, until_cancelled};
 use super::common::dub;
-use super::common::output::{Output, streams_of, upload_subtitles};
+use super::common::output::{Output, streams_of, upload_subtitles, upload_transcript};
 use super::common::speech::{self, SpeechResult};
 use crate::job::JobInfo;
 use crate::job::options;
@@ -102,6 +102,7 @@ impl Handler for VideoTranslation {
                 "engines": p.engine_names(),
                 "streams": streams_of(&info),
             });
+            upload_transcript(&p.storage, &mut output, ctx, dir.path(), &name).await?;
             Ok(Some(output.media(
                 "video",
                 MediaType::Video,

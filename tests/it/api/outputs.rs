@@ -1,6 +1,7 @@
 //! Every file a job wrote, through the API: a completed job of each type lists each of its
-//! files with kind, MIME type, size, duration and a link, and each link downloads exactly
-//! those bytes; `GET /api/media/{id}` lists the same for the output.
+//! files (its media, SRT, WebVTT and transcript) with kind, MIME type, size, duration and a
+//! link, and each link downloads exactly those bytes; `GET /api/media/{id}` lists the same
+//! for the output.
 
 use super::storage::{complete, start_upload};
 use super::*;
@@ -51,6 +52,14 @@ async fn assert_files_download(api: &TestApi, files: &Value, kinds: &[&str], wha
             }
             "video" => assert_eq!(mimetype, "video/mp4"),
             "audio" => assert!(mimetype.starts_with("audio/"), "{what}: {mimetype}"),
+            "transcript" => {
+                assert_eq!(mimetype, "application/json");
+                let lines: Value = serde_json::from_slice(&bytes).unwrap();
+                assert!(
+                    !lines["lines"].as_array().unwrap().is_empty(),
+                    "{what}: {lines}"
+                );
+            }
             other => panic!("{what}: unexpected kind {other}"),
         }
     }
@@ -86,31 +95,31 @@ async fn a_completed_job_of_each_type_lists_every_file_with_a_working_link() {
             "video_translation",
             &video,
             json!({"source_language": "en", "target_language": "es"}),
-            &["video", "srt", "vtt"],
+            &["video", "srt", "vtt", "transcript"],
         ),
         (
             "audio_translation",
             &video,
             json!({"source_language": "en", "target_language": "es"}),
-            &["audio", "srt", "vtt"],
+            &["audio", "srt", "vtt", "transcript"],
         ),
         (
             "subtitles",
             &video,
             json!({"format": "vtt"}),
-            &["vtt", "srt"],
+            &["vtt", "srt", "transcript"],
         ),
         (
             "subtitle_translation",
             &srt,
             json!({"target_language": "es"}),
-            &["srt", "vtt"],
+            &["srt", "vtt", "transcript"],
         ),
         (
             "subtitle_to_audio",
             &srt,
             json!({"source_language": "en", "target_language": "es"}),
-            &["audio", "srt", "vtt"],
+            &["audio", "srt", "vtt", "transcript"],
         ),
     ];
     let mut jobs = Vec::new();

@@ -118,7 +118,7 @@ async fn expired_files_answer_410_and_cannot_be_used_again() {
     let report = sweeper.pass(false, false).await.unwrap();
     assert_eq!(
         (report.expired_media, report.objects_deleted),
-        (1, 2),
+        (1, 3),
         "{report:?}"
     );
 
@@ -213,8 +213,8 @@ async fn deleted_media_and_projects_leave_no_objects_behind() {
     let output = done["output"]["media_id"].as_str().unwrap().to_string();
     assert_eq!(
         objects(&config).len(),
-        3,
-        "input, srt, vtt: {:?}",
+        4,
+        "input, srt, vtt, transcript: {:?}",
         objects(&config)
     );
 
@@ -277,7 +277,7 @@ async fn deleting_a_user_deletes_their_files_and_keeps_their_jobs() {
     );
 
     run_jobs(&db, &config, &[job]).await;
-    assert_eq!(objects(&config).len(), 3);
+    assert_eq!(objects(&config).len(), 4);
     let out = cli(&["users", "delete", &email]);
     assert!(
         out.status.success(),

@@ -115,8 +115,7 @@ async fn bytes_swapped_in_s3_after_completion_are_refused_at_job_creation_and_at
     let body = assert_error(r, StatusCode::CONFLICT, "conflict").await;
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("is not what its upload completed with")
-            && message.contains("entity tag"),
+        message.contains("is not what its upload completed with") && message.contains("entity tag"),
         "{message}"
     );
     assert_eq!(balance(&db, user).await, (100, 100), "nothing was charged");

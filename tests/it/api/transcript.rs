@@ -48,6 +48,17 @@ async fn a_job_s_transcript_lists_its_phrases_for_its_owner_and_admins_only() {
     let spanish = lines[1]["translation"].as_str().unwrap().to_lowercase();
     assert!(spanish.contains("café"), "{t}");
 
+    // Once the segment rows are pruned, the output's transcript file answers the same.
+    let job_id: Uuid = id.parse().unwrap();
+    let client = db.client().await;
+    client
+        .execute("DELETE FROM job_segments WHERE job_id = $1", &[&job_id])
+        .await
+        .unwrap();
+    let (status, pruned) = parts(api.get(&path, &token).await).await;
+    assert_eq!(status, StatusCode::OK, "{pruned}");
+    assert_eq!(pruned["lines"], t["lines"]);
+
     // Someone else's job does not exist for them; an admin reads it.
     let (_, stranger) = signed_in(&api, &db, "user", 0).await;
     let r = api.get(&path, &stranger).await;

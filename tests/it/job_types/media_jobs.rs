@@ -167,8 +167,8 @@ async fn audio_translation_dubs_an_mp3_through_s3() {
     .await;
     assert_eq!(
         env.storage.list("").await.unwrap().len(),
-        4,
-        "input, audio, srt, vtt"
+        5,
+        "input, audio, srt, vtt, transcript"
     );
     assert_ledger_balances(&env.db).await;
 }

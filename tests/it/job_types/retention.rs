@@ -58,7 +58,11 @@ async fn a_completed_job_leaves_only_its_input_and_outputs_in_the_bucket() {
     env.wait(&[job], 120).await;
     assert!(env.segments(job).await.len() >= 2, "several segments");
     let kept = env.kept_keys(job, input).await;
-    assert_eq!(kept.len(), 4, "input, video, srt, vtt: {kept:?}");
+    assert_eq!(
+        kept.len(),
+        5,
+        "input, video, srt, vtt, transcript: {kept:?}"
+    );
     // The worker deletes the intermediates right after the completion's commit.
     wait_for(10, "the intermediates to be deleted", || async {
         (env.bucket().await == kept).then_some(())
@@ -67,7 +71,7 @@ async fn a_completed_job_leaves_only_its_input_and_outputs_in_the_bucket() {
     worker.stop().await;
     let census = env.sweeper().census().await.unwrap();
     assert_eq!(census.orphans, [], "{census:?}");
-    assert_eq!(census.kinds[&Kind::Outputs].objects, 3, "{census:?}");
+    assert_eq!(census.kinds[&Kind::Outputs].objects, 4, "{census:?}");
     assert_eq!(census.kinds[&Kind::Uploads].objects, 1, "{census:?}");
     assert!(
         !census.kinds.contains_key(&Kind::Intermediates),
