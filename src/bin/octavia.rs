@@ -387,20 +387,24 @@ async fn storage(
         StorageCommand::Stats => sweeper.census().await?,
         StorageCommand::Sweep { dry_run } => {
             let report = sweeper.pass(dry_run, true).await?;
-            let verb = if dry_run { "would delete" } else { "deleted" };
+            let verb = if dry_run {
+                "would be deleted"
+            } else {
+                "deleted"
+            };
             println!(
-                "failed jobs past storage.failed_job_retention_seconds: {} ({verb} their intermediates)",
+                "failed jobs past storage.failed_job_retention_seconds: {} (their intermediates {verb})",
                 report.failed_jobs
             );
             println!(
-                "media past their retention: {} ({verb} their objects, rows kept as expired)",
+                "media past their retention: {} (their files {verb}, their rows kept as expired)",
                 report.expired_media
             );
             println!("objects of those: {}", report.objects_deleted);
             let census = report.orphans.unwrap_or_default();
             let bytes: u64 = census.orphans.iter().map(|o| o.size).sum();
             println!(
-                "orphans {verb}: {} ({})",
+                "orphans: {} ({}) {verb}",
                 census.orphans.len(),
                 human(bytes)
             );

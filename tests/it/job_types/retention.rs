@@ -329,7 +329,7 @@ async fn storage_stats_counts_by_kind_and_sweep_dry_run_deletes_nothing() {
 
     let dry = cli(&["storage", "sweep", "--dry-run"]);
     assert!(
-        dry.contains("orphans would delete: 1") && dry.contains(&stray),
+        dry.contains("orphans: 1 (4 B) would be deleted") && dry.contains(&stray),
         "{dry}"
     );
     assert!(
@@ -338,7 +338,7 @@ async fn storage_stats_counts_by_kind_and_sweep_dry_run_deletes_nothing() {
     );
 
     let swept = cli(&["storage", "sweep"]);
-    assert!(swept.contains("orphans deleted: 1"), "{swept}");
+    assert!(swept.contains("orphans: 1 (4 B) deleted"), "{swept}");
     assert!(env.storage.head(&stray).await.unwrap().is_none());
     let stats = cli(&["storage", "stats"]);
     assert_eq!(objects_of(&stats, "orphans"), 0, "{stats}");
