@@ -1,5 +1,6 @@
 -- Claims up to $3 media files past their retention: outputs (made by a job) created more
--- than $1 days ago, uploads more than $2 days ago (0 keeps that kind forever). An upload
+-- than $1 days ago, uploads more than $2 days ago, uploads never completed more than $4
+-- days ago (0 keeps that kind forever). An upload
 -- that a job still in progress reads is kept until the job ends. Marked expired in this
 -- statement (the row stays: jobs and ledger entries name it) and returned with every key
 -- it names, for the caller to delete after the commit; a crash in between leaves objects
@@ -10,6 +11,9 @@ WITH victims AS MATERIALIZED (
     WHERE m.expired_at IS NULL AND m.deleted_at IS NULL
       AND CASE WHEN m.derived_from IS NOT NULL OR m.metadata ? 'job_id'
                THEN $1 > 0 AND m.created_at < now() - make_interval(days => $1)
+               WHEN m.metadata ->> 'upload' = 'pending'
+               THEN ($4 > 0 AND m.created_at < now() - make_interval(days => $4))
+                    OR ($2 > 0 AND m.created_at < now() - make_interval(days => $2))
                ELSE $2 > 0 AND m.created_at < now() - make_interval(days => $2)
           END
       AND NOT EXISTS (

@@ -151,6 +151,9 @@ async fn pending_upload(state: &ApiState, key: &str) -> Result<super::media::Med
         .ok_or_else(|| refused("this key is not an upload's"))?;
     let client = state.pool.get().await?;
     match super::media::load(&client, media).await? {
+        Some(row) if row.s3_key == key && row.expired_at.is_some() => {
+            Err(refused("this upload expired before it was completed"))
+        }
         Some(row) if row.s3_key == key && !row.is_uploaded() => Ok(row),
         Some(row) if row.s3_key == key => Err(refused("this upload was completed")),
         _ => Err(refused("no upload has this key")),

@@ -217,6 +217,7 @@ pub async fn create(
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such upload of the caller's", body = ErrorBody),
         (status = 409, description = "The bytes have not been uploaded yet", body = ErrorBody),
+        (status = 410, description = "The upload expired", body = ErrorBody),
         (status = 413, description = "The uploaded file is too large", body = ErrorBody),
         (status = 422, description = "The file is not what it was declared to be", body = ErrorBody),
     ),
@@ -232,6 +233,12 @@ pub async fn complete(
         .await?
         .filter(|m| m.user_id == Some(caller.user_id))
         .ok_or(ApiError::NotFound("upload"))?;
+    if let Some(at) = media.expired_at {
+        return Err(ApiError::Gone(format!(
+            "this upload expired at {at} (storage.pending_upload_retention_days or \
+             storage.upload_retention_days); create a new one"
+        )));
+    }
     if media.is_uploaded() {
         return Ok(axum::Json(media.view(&state).await));
     }

@@ -9,7 +9,8 @@
 //!   resumes; then [`Sweeper::sweep_failed_jobs`] marks its run swept and deletes them, and
 //!   a retry plans the job again from its input;
 //! - outputs and uploads past `storage.output_retention_days` / `upload_retention_days`
-//!   are deleted by [`Sweeper::expire_media`]; their rows stay, `expired`;
+//!   (uploads never completed, `pending_upload_retention_days`) are deleted by
+//!   [`Sweeper::expire_media`]; their rows stay, `expired`;
 //! - everything else nobody needs (what attempts that lost their lease wrote, what a crash
 //!   left between a commit and its deletions) is found by the [`census`] of the whole store,
 //!   which one worker of the fleet takes at a time every
@@ -156,17 +157,22 @@ impl Sweeper {
     /// returns (media files, objects).
     pub async fn expire_media(&self, dry_run: bool) -> Result<(u64, u64)> {
         let days = |d: u64| i32::try_from(d).unwrap_or(i32::MAX);
-        let (outputs, uploads) = (
+        let (outputs, uploads, pending) = (
             days(self.config.output_retention_days),
             days(self.config.upload_retention_days),
+            days(self.config.pending_upload_retention_days),
         );
-        if outputs == 0 && uploads == 0 {
+        if outputs == 0 && uploads == 0 && pending == 0 {
             return Ok((0, 0));
         }
         let (mut media, mut objects) = (0, 0);
         loop {
             let claimed = self
-                .claim(dry_run, sql::EXPIRE_MEDIA, &[&outputs, &uploads, &BATCH])
+                .claim(
+                    dry_run,
+                    sql::EXPIRE_MEDIA,
+                    &[&outputs, &uploads, &BATCH, &pending],
+                )
                 .await?;
             let keys: Vec<String> = claimed
                 .iter()

@@ -149,6 +149,11 @@ impl InputMedia {
             .await
             .map_err(|e| retryable("database", e))?
             .ok_or_else(|| HandlerError::Fatal(format!("input media {id} does not exist")))?;
+        if row.get::<_, bool>("gone") {
+            return Err(HandlerError::Fatal(format!(
+                "input media {id} was deleted (or expired): its files are gone"
+            )));
+        }
         Ok(InputMedia {
             id: row.get("id"),
             user_id: row.get("user_id"),

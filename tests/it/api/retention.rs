@@ -164,6 +164,34 @@ async fn expired_files_answer_410_and_cannot_be_used_again() {
         objects(&config)
     );
     let _ = queued;
+
+    // An upload never completed goes after storage.pending_upload_retention_days (7).
+    let (status, created) = parts(
+        api.post(
+            "/api/uploads",
+            &token,
+            json!({"file_name": "late.srt", "media_type": "subtitle", "size_bytes": SRT.len()}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let pending = created["media"]["id"].as_str().unwrap().to_string();
+    let url = created["upload"]["url"].as_str().unwrap();
+    backdate(&db, &pending, 8).await;
+    let report = sweeper.pass(false, false).await.unwrap();
+    assert_eq!(report.expired_media, 1, "{report:?}");
+    let r = api.http.put(url).body(SRT).send().await.unwrap();
+    assert_error(r, StatusCode::CONFLICT, "conflict").await;
+    let r = api
+        .post(
+            &format!("/api/uploads/{pending}/complete"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_error(r, StatusCode::GONE, "gone").await;
+    assert_eq!(objects(&config).len(), 1, "{:?}", objects(&config));
     api.stop().await;
 }
 

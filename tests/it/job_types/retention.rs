@@ -348,3 +348,47 @@ async fn storage_stats_counts_by_kind_and_sweep_dry_run_deletes_nothing() {
         "a key outside the layout is never touched"
     );
 }
+
+#[tokio::test]
+async fn a_job_whose_input_was_deleted_as_it_was_created_fails_at_once_and_is_refunded() {
+    let env = Env::local(2).await;
+    let user = user(&env.db, 100).await;
+    let srt = b"1\n00:00:01,000 --> 00:00:02,000\nHello.\n";
+    let input = env.upload_bytes(user, "talk.srt", srt, "subtitle").await;
+    let job = env
+        .job(
+            user,
+            "subtitle_translation",
+            Some(input),
+            json!({"target_language": "es"}),
+        )
+        .await;
+    // What DELETE /api/media/{id} leaves when it wins the race with the job's creation.
+    env.db
+        .client()
+        .await
+        .execute(
+            "UPDATE media_files SET deleted_at = now() WHERE id = $1",
+            &[&input],
+        )
+        .await
+        .unwrap();
+    let worker = env.worker("w1");
+    env.wait(&[job], 30).await;
+    worker.stop().await;
+    let view = env.job_view(job).await;
+    assert_eq!(view.status, "failed");
+    let error = view.last_error.unwrap_or_default();
+    assert!(
+        error.contains("was deleted") && !error.contains("attempts"),
+        "{error}"
+    );
+    crate::support::assert_ledger_balances(&env.db).await;
+    let client = env.db.client().await;
+    let credits: i64 = client
+        .query_one("SELECT credits FROM users WHERE id = $1", &[&user])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(credits, 100, "refunded");
+}
