@@ -88,7 +88,9 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn chown_to_postgres(dir: &Path) -> Result<()> {
+/// Gives `dir` (a directory or a file) to the `postgres` user when running as root, as the
+/// server refuses files it does not own (a data directory, a TLS key).
+pub fn chown_to_postgres(dir: &Path) -> Result<()> {
     if !is_root() {
         return Ok(());
     }

@@ -10,6 +10,11 @@ pub struct DatabaseConfig {
     pub pool_size: u32,
     pub connect_timeout_seconds: u64,
     pub migrate_on_start: bool,
+    /// libpq's TLS parameters, for a URL that does not carry them (see `crate::db::tls`).
+    pub sslmode: String,
+    pub sslrootcert: String,
+    pub sslcert: String,
+    pub sslkey: String,
 }
 
 impl Default for DatabaseConfig {
@@ -19,17 +24,68 @@ impl Default for DatabaseConfig {
             pool_size: 16,
             connect_timeout_seconds: 5,
             migrate_on_start: true,
+            sslmode: String::new(),
+            sslrootcert: String::new(),
+            sslcert: String::new(),
+            sslkey: String::new(),
         }
     }
 }
 
 impl DatabaseConfig {
+    /// `url` with this section's TLS settings added where the URL has none: what every
+    /// connection of the process uses.
+    pub fn connection_url(&self) -> String {
+        let (_, given) = crate::db::tls::split(&self.url).unwrap_or_default();
+        let mut url = self.url.clone();
+        let uri = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        for (key, value, in_url) in [
+            ("sslmode", &self.sslmode, &given.sslmode),
+            ("sslrootcert", &self.sslrootcert, &given.sslrootcert),
+            ("sslcert", &self.sslcert, &given.sslcert),
+            ("sslkey", &self.sslkey, &given.sslkey),
+        ] {
+            if value.is_empty() || in_url.is_some() {
+                continue;
+            }
+            if uri {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let encoded: String = value
+                    .bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z'
+                        | b'a'..=b'z'
+                        | b'0'..=b'9'
+                        | b'-'
+                        | b'_'
+                        | b'.'
+                        | b'~'
+                        | b'/' => (b as char).to_string(),
+                        b => format!("%{b:02X}"),
+                    })
+                    .collect();
+                url.push_str(&format!("{sep}{key}={encoded}"));
+            } else {
+                let quoted = value.replace('\\', "\\\\").replace('\'', "\\'");
+                url.push_str(&format!(" {key}='{quoted}'"));
+            }
+        }
+        url
+    }
+
     pub(super) fn validate(&self) -> Result<(), Invalid> {
-        if self.url.parse::<tokio_postgres::Config>().is_err() {
+        let url = self.connection_url();
+        let (rest, tls) =
+            crate::db::tls::split(&url).map_err(|e| ("database.url", e.to_string()))?;
+        if rest.parse::<tokio_postgres::Config>().is_err() {
             return Err((
                 "database.url",
                 format!("`{}` is not a PostgreSQL connection URL", self.url),
             ));
+        }
+        if let Some(mode) = &tls.sslmode {
+            crate::db::tls::SslMode::parse(mode)
+                .map_err(|e| ("database.sslmode", e.to_string()))?;
         }
         positive("database.pool_size", self.pool_size.into())?;
         positive(
@@ -37,5 +93,44 @@ impl DatabaseConfig {
             self.connect_timeout_seconds,
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sections_tls_settings_fill_in_what_the_url_does_not_say() {
+        let config = DatabaseConfig {
+            url: "postgres://u@db/app?sslmode=require".into(),
+            sslmode: "verify-full".into(),
+            sslrootcert: "/etc/ssl/our ca.pem".into(),
+            ..DatabaseConfig::default()
+        };
+        assert_eq!(
+            config.connection_url(),
+            "postgres://u@db/app?sslmode=require&sslrootcert=/etc/ssl/our%20ca.pem",
+            "the URL's own sslmode wins"
+        );
+        let config = DatabaseConfig {
+            url: "host=db user=u".into(),
+            sslmode: "verify-ca".into(),
+            sslrootcert: "system".into(),
+            ..DatabaseConfig::default()
+        };
+        assert_eq!(
+            config.connection_url(),
+            "host=db user=u sslmode='verify-ca' sslrootcert='system'"
+        );
+        let (rest, tls) = crate::db::tls::split(&config.connection_url()).unwrap();
+        assert_eq!(rest, "host=db user=u");
+        assert_eq!(tls.sslrootcert.as_deref(), Some("system"));
+        assert!(config.validate().is_ok());
+        let bad = DatabaseConfig {
+            sslmode: "sometimes".into(),
+            ..DatabaseConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "database.sslmode");
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 /// `LISTEN` for the workers' channel. LISTEN is a utility statement (it cannot be prepared,
@@ -94,8 +94,9 @@ async fn listen_once(
     listen: &str,
     on_event: &(impl Fn(Event) + Send + Sync),
     connected: &AtomicBool,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+) -> crate::Result<()> {
+    let crate::db::tls::Target { config, tls } = crate::db::tls::target(url)?;
+    let (client, mut connection) = config.connect(tls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

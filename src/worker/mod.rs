@@ -114,7 +114,7 @@ impl Worker {
         };
         let listener = config.worker.listen.then(|| {
             Listener::for_work(
-                config.database.url.clone(),
+                config.database.connection_url(),
                 shared.wake.clone(),
                 background.clone(),
             )

@@ -12,6 +12,7 @@ mod s3;
 mod schema;
 mod storage;
 mod support;
+mod tls;
 mod whole;
 mod worker_binary;
 mod worker_signals;

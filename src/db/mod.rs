@@ -5,9 +5,11 @@ use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
+use tokio_postgres::Client;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
+
+pub mod tls;
 
 /// A pool of `pool_size` connections. Statements prepared with `prepare_cached` stay
 /// prepared on each connection for its lifetime.
@@ -18,9 +20,10 @@ pub fn pool(config: &DatabaseConfig) -> Result<Pool> {
 /// A pool of `size` connections whose sessions start with the given server `options`
 /// (e.g. `-c synchronous_commit=off`).
 pub fn pool_with(config: &DatabaseConfig, size: u32, options: Option<&str>) -> Result<Pool> {
-    let mut pg: tokio_postgres::Config = config
-        .url
-        .parse()
+    let tls::Target {
+        config: mut pg,
+        tls,
+    } = tls::target(&config.connection_url())
         .map_err(|e| Error::Invalid(format!("database.url: {e}")))?;
     pg.connect_timeout(Duration::from_secs(config.connect_timeout_seconds));
     if pg.get_application_name().is_none() {
@@ -31,7 +34,7 @@ pub fn pool_with(config: &DatabaseConfig, size: u32, options: Option<&str>) -> R
     }
     let manager = Manager::from_config(
         pg,
-        NoTls,
+        tls,
         ManagerConfig {
             // A broken connection is noticed by the query that uses it and replaced; checking
             // each one on checkout would cost a round trip per query.
@@ -48,8 +51,10 @@ pub fn pool_with(config: &DatabaseConfig, size: u32, options: Option<&str>) -> R
 }
 
 /// One connection outside the pool, its driver running on a task that ends with it.
+/// `url` may carry libpq's TLS parameters ([`tls`]).
 pub async fn connect(url: &str) -> Result<Client> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let tls::Target { config, tls } = tls::target(url)?;
+    let (client, connection) = config.connect(tls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "database connection closed");
