@@ -1,4 +1,7 @@
-//! The worker's Prometheus metrics, served at `http://<worker.metrics_listen>/metrics`.
+//! The worker's Prometheus metrics, served at `http://<worker.metrics_listen>/metrics`,
+//! beside its health for orchestrators: `/healthz` (the process serves) and `/readyz` (the
+//! database answers and the worker is not draining; its engines were checked before it
+//! started).
 //!
 //! What a busy worker spends its time on, as counters and histograms: each claim statement
 //! (rows asked and got, seconds), each completion write (rows, seconds), each heartbeat,
@@ -52,8 +55,42 @@ pub fn heartbeat(leases: usize, lost: usize, took: Duration, ok: bool) {
     metrics::histogram!("octavia_worker_heartbeat_seconds").record(took.as_secs_f64());
 }
 
-/// Binds `addr` now (so a taken port fails the start, not later) and serves `/metrics`
-/// until `stop`.
+/// How long `/readyz` waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `/readyz`: 200 while the database answers and the worker claims work; 503 with the
+/// reason otherwise (draining after SIGTERM, or the database away).
+async fn readyz(shared: Arc<Shared>) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let draining = !shared.is_claiming();
+    let database = tokio::time::timeout(READY_TIMEOUT, async {
+        let client = shared.pool.get().await?;
+        crate::db::query_opt(&client, crate::sql::PING, &[]).await?;
+        Ok::<_, Error>(())
+    })
+    .await;
+    let database = match database {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("the database did not answer in time".to_string()),
+    };
+    let ready = !draining && database.is_none();
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "worker_id": shared.worker_id(),
+        "draining": draining,
+        "database": database.as_deref().unwrap_or("ok"),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// Binds `addr` now (so a taken port fails the start, not later) and serves `/metrics`,
+/// `/healthz` and `/readyz` until `stop`.
 pub async fn serve(
     shared: Arc<Shared>,
     addr: &str,
@@ -66,21 +103,28 @@ pub async fn serve(
     })?;
     tracing::info!(address = %listener.local_addr()?, "serving worker metrics at /metrics");
     let handle = crate::telemetry::metrics();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let (shared, handle) = (shared.clone(), handle.clone());
-            async move {
-                gauges(&shared);
-                handle.run_upkeep();
-                (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    handle.render(),
-                )
-                    .into_response()
-            }
-        }),
-    );
+    let ready = shared.clone();
+    let app = axum::Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/readyz", axum::routing::get(move || readyz(ready.clone())))
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let (shared, handle) = (shared.clone(), handle.clone());
+                async move {
+                    gauges(&shared);
+                    handle.run_upkeep();
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        handle.render(),
+                    )
+                        .into_response()
+                }
+            }),
+        );
     Ok(tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(stop.cancelled_owned())

@@ -128,3 +128,80 @@ fn a_worker_refuses_a_metrics_address_it_cannot_use() {
         "names the setting and the value: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_worker_says_it_is_ready_until_it_drains() {
+    let db = TestDb::new().await;
+    let port = octavia_dev::process::free_port().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let mut w = spawn_worker_process(
+        &db,
+        "probed",
+        &[
+            "--concurrency",
+            "2",
+            "--metrics-listen",
+            &addr,
+            "--shutdown-grace-seconds",
+            "30",
+        ],
+    );
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let (http, addr) = (&http, &addr);
+        async move {
+            let r = http.get(format!("http://{addr}{path}")).send().await.ok()?;
+            let status = r.status().as_u16();
+            Some((status, r.json::<serde_json::Value>().await.ok()?))
+        }
+    };
+    let (_, ready) = wait_for(10, "the worker to be ready", || async {
+        get("/readyz").await.filter(|(s, _)| *s == 200)
+    })
+    .await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["worker_id"], "probed");
+    assert_eq!(get("/healthz").await.map(|(s, _)| s), Some(200));
+
+    // Segments that take seconds, so SIGTERM leaves the worker draining for a while.
+    let id = enqueue_jobs(
+        &db,
+        vec![job("noop", json!({"segments": 2, "segment_ms": 3000}))],
+    )
+    .await[0];
+    let running = "SELECT count(*) FROM job_segments WHERE job_id = $1 AND status = 'running'";
+    wait_for(10, "the segments to run", || async {
+        (count(&db, running, id).await == 2).then_some(())
+    })
+    .await;
+    signal(&w, libc::SIGTERM);
+    let (_, draining) = wait_for(2, "readiness to drop", || async {
+        get("/readyz").await.filter(|(s, _)| *s == 503)
+    })
+    .await;
+    assert_eq!(
+        (draining["status"].as_str(), draining["draining"].as_bool()),
+        (Some("unavailable"), Some(true)),
+        "{draining}"
+    );
+    assert_eq!(
+        get("/healthz").await.map(|(s, _)| s),
+        Some(200),
+        "alive while draining"
+    );
+    assert_eq!(
+        count(&db, running, id).await,
+        2,
+        "still finishing its segments"
+    );
+    let exit = tokio::task::spawn_blocking(move || w.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let done = "SELECT count(*) FROM job_segments WHERE job_id = $1 AND status = 'completed'";
+    assert_eq!(
+        count(&db, done, id).await,
+        2,
+        "drained: both segments finished"
+    );
+}
