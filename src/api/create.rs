@@ -33,8 +33,7 @@ use uuid::Uuid;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewJobRequest {
-    /// One of `noop`, `video_translation`, `audio_translation`, `subtitles`,
-    /// `subtitle_translation`, `subtitle_to_audio`.
+    #[schema(value_type = crate::job::JobType)]
     pub job_type: String,
     /// A completed upload of the caller's; every type but `noop` needs one.
     pub input_media_id: Option<Uuid>,
@@ -43,7 +42,7 @@ pub struct NewJobRequest {
     /// the translating types need `target_language`; the types that hear speech take
     /// `"source_language": "auto"` to have it detected.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::job::options_schema::JobOptions)]
     pub options: Value,
 }
 
@@ -165,6 +164,7 @@ async fn replay<C: GenericClient + Sync>(
 /// Create a job: prices it, reserves its credits and queues it, in one transaction.
 #[utoipa::path(
     post,
+    operation_id = "createJob",
     path = "/api/jobs",
     tag = "jobs",
     request_body = NewJobRequest,
@@ -179,6 +179,7 @@ async fn replay<C: GenericClient + Sync>(
         (status = 404, description = "No such project or media of the caller's", body = ErrorBody),
         (status = 409, description = "Upload not completed, its bytes changed after it was completed, or Idempotency-Key used with another request", body = ErrorBody),
         (status = 410, description = "The input expired: the retention policy deleted its file", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
         (status = 422, description = "Invalid job type, input or options", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -30,7 +30,19 @@ use tokio::sync::broadcast;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// One event of a job's stream (SSE event name `job`).
+/// One Server-Sent Event of a job's stream, as an SSE client hands it over: its name and
+/// its data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobEventMessage {
+    /// Always `job`.
+    #[schema(pattern = "^job$")]
+    pub event: String,
+    /// A [`JobEvent`], as JSON.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
+/// The data of each event of a job's stream (SSE event name `job`).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct JobEvent {
     pub id: Uuid,
@@ -111,12 +123,13 @@ impl Follow {
 /// terminal status (completed, failed, cancelled).
 #[utoipa::path(
     get,
+    operation_id = "streamJobEvents",
     path = "/api/jobs/{id}/events",
     tag = "jobs",
     params(("id" = Uuid, Path, description = "The job id")),
     responses(
-        (status = 200, description = "An event stream of `job` events (JobEvent JSON)",
-            content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-Sent Events named `job`, each one's data a JobEvent (JSON), until the job ends",
+            content_type = "text/event-stream", body = JobEventMessage),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such job of the caller's", body = ErrorBody),

@@ -22,6 +22,7 @@ pub struct Health {
 /// Liveness: the process is up and serving.
 #[utoipa::path(
     get,
+    operation_id = "healthz",
     path = "/healthz",
     tag = "operations",
     responses((status = 200, description = "Alive", body = Health)),
@@ -36,6 +37,7 @@ pub async fn healthz() -> axum::Json<Health> {
 /// Readiness: the database answers and has every migration this build knows.
 #[utoipa::path(
     get,
+    operation_id = "readyz",
     path = "/readyz",
     tag = "operations",
     responses(

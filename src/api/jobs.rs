@@ -56,12 +56,13 @@ pub struct JobResponse {
     pub id: Uuid,
     pub user_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
+    #[schema(value_type = crate::job::JobType)]
     pub job_type: String,
     pub status: JobStatus,
     /// 0 to 100.
     pub progress: i32,
     /// What the job was created with.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::job::options_schema::JobOptions)]
     pub options: Value,
     /// Why the job (or its last attempt) failed.
     pub error: Option<String>,
@@ -202,6 +203,7 @@ pub async fn visible<C: GenericClient + Sync>(
 /// A job, its segments summary and, once completed, a link to its output.
 #[utoipa::path(
     get,
+    operation_id = "getJob",
     path = "/api/jobs/{id}",
     tag = "jobs",
     params(("id" = Uuid, Path, description = "The job id")),
@@ -303,6 +305,7 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
 /// The caller's jobs (an admin's: everyone's), newest first, a page at a time.
 #[utoipa::path(
     get,
+    operation_id = "listJobs",
     path = "/api/jobs",
     tag = "jobs",
     params(ListQuery),
@@ -376,6 +379,7 @@ pub async fn list(
 /// its credits are refunded once nothing of it runs.
 #[utoipa::path(
     post,
+    operation_id = "cancelJob",
     path = "/api/jobs/{id}/cancel",
     tag = "jobs",
     params(("id" = Uuid, Path, description = "The job id")),
@@ -406,6 +410,7 @@ pub async fn cancel(
 /// The new run reserves the job's price again.
 #[utoipa::path(
     post,
+    operation_id = "retryJob",
     path = "/api/jobs/{id}/retry",
     tag = "jobs",
     params(("id" = Uuid, Path, description = "The job id")),

@@ -40,6 +40,7 @@ pub struct Me {
 /// The signed-in user's account.
 #[utoipa::path(
     get,
+    operation_id = "getMe",
     path = "/api/me",
     tag = "account",
     responses(

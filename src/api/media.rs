@@ -212,8 +212,8 @@ pub async fn download_link(state: &ApiState, key: &str) -> Option<Link> {
 /// A media file: an upload or a job's output, with a download link once it is stored.
 #[utoipa::path(
     get,
+    operation_id = "getMedia",
     path = "/api/media/{id}",
-    operation_id = "media",
     tag = "uploads",
     params(("id" = Uuid, Path, description = "The media id")),
     responses(
@@ -247,8 +247,8 @@ pub struct DownloadQuery {
 /// address, not the signed link.
 #[utoipa::path(
     get,
+    operation_id = "downloadMedia",
     path = "/api/media/{id}/download",
-    operation_id = "media_download",
     tag = "uploads",
     params(("id" = Uuid, Path, description = "The media id"), DownloadQuery),
     responses(
@@ -300,8 +300,8 @@ pub async fn download(
 /// and this file is then not found).
 #[utoipa::path(
     delete,
+    operation_id = "deleteMedia",
     path = "/api/media/{id}",
-    operation_id = "media_delete",
     tag = "uploads",
     params(("id" = Uuid, Path, description = "The media id")),
     responses(

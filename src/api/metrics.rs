@@ -35,6 +35,7 @@ pub async fn track(req: Request, next: Next) -> Response {
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(
     get,
+    operation_id = "getMetrics",
     path = "/metrics",
     tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)),

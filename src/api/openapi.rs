@@ -15,6 +15,9 @@ use utoipa::{Modify, OpenApi};
         description = "Upload media, create translation jobs paid in credits, follow their progress, download the results."
     ),
     modifiers(&BearerScheme),
+    // The data of each event of GET /api/jobs/{id}/events, which the stream's schema
+    // (JobEventMessage) carries as a JSON string.
+    components(schemas(super::events::JobEvent)),
     tags(
         (name = "sessions", description = "Sign in and out"),
         (name = "projects", description = "Folders for media and jobs"),
@@ -54,6 +57,7 @@ pub fn base() -> utoipa::openapi::OpenApi {
 /// This document.
 #[utoipa::path(
     get,
+    operation_id = "getOpenApi",
     path = "/api/openapi.json",
     tag = "operations",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)),

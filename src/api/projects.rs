@@ -21,9 +21,11 @@ const LIST_LIMIT: i64 = 1000;
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Up to 2,000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
 }
 
@@ -73,6 +75,7 @@ pub async fn check_owner<C: GenericClient + Sync>(
 /// Create a project.
 #[utoipa::path(
     post,
+    operation_id = "createProject",
     path = "/api/projects",
     tag = "projects",
     request_body = NewProject,
@@ -80,6 +83,7 @@ pub async fn check_owner<C: GenericClient + Sync>(
         (status = 201, description = "Created", body = Project),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
         (status = 422, description = "Invalid name or description", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -123,6 +127,7 @@ pub async fn create(
 /// List the caller's projects, newest first.
 #[utoipa::path(
     get,
+    operation_id = "listProjects",
     path = "/api/projects",
     tag = "projects",
     responses(
@@ -151,8 +156,8 @@ pub async fn list(
 /// Its jobs stay, without a project. Refused while one of its jobs is in progress.
 #[utoipa::path(
     delete,
+    operation_id = "deleteProject",
     path = "/api/projects/{id}",
-    operation_id = "project_delete",
     tag = "projects",
     params(("id" = Uuid, Path, description = "The project id")),
     responses(

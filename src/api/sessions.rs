@@ -71,6 +71,7 @@ const MAX_USER_AGENT: usize = 512;
 /// Sign in: exchanges an email and password for a bearer token.
 #[utoipa::path(
     post,
+    operation_id = "createSession",
     path = "/api/sessions",
     tag = "sessions",
     request_body = NewSession,
@@ -141,6 +142,7 @@ pub async fn create(
 /// Sign out: the token of this request stops working.
 #[utoipa::path(
     delete,
+    operation_id = "deleteSession",
     path = "/api/sessions/current",
     tag = "sessions",
     responses(

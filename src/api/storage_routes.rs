@@ -76,6 +76,7 @@ fn check(state: &ApiState, method: Method, key: &str, query: &LinkQuery) -> Resu
 /// Download an object of the local store through a signed link.
 #[utoipa::path(
     get,
+    operation_id = "downloadObject",
     path = "/api/storage/{key}",
     tag = "storage",
     params(("key" = String, Path, description = "The object's key, slashes included"), LinkQuery),
@@ -170,6 +171,7 @@ const BODY_OTHER_BYTES: u8 = 4;
 /// Upload an object to the local store through a signed link: the body is the file.
 #[utoipa::path(
     put,
+    operation_id = "uploadObject",
     path = "/api/storage/{key}",
     tag = "storage",
     params(("key" = String, Path, description = "The object's key, slashes included"), LinkQuery),

@@ -29,6 +29,7 @@ pub struct Transcript {
 /// recognized text and its translation.
 #[utoipa::path(
     get,
+    operation_id = "getJobTranscript",
     path = "/api/jobs/{id}/transcript",
     tag = "jobs",
     params(("id" = Uuid, Path, description = "The job id")),

@@ -24,15 +24,18 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct NewUpload {
     /// The file's name; characters other than letters, digits, `.`, `-` and `_` become `_`.
+    #[schema(min_length = 1)]
     pub file_name: String,
     pub media_type: MediaType,
     /// The file's exact size; at most `api.max_upload_bytes`.
+    #[schema(minimum = 1)]
     pub size_bytes: i64,
     pub project_id: Option<Uuid>,
     /// Guessed from the file name when absent.
     pub mimetype: Option<String>,
     /// The SHA-256 of the file's bytes, in hex: when given, the upload link takes those
     /// bytes only (S3 checks the `x-amz-checksum-sha256` header the link lists).
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub sha256: Option<String>,
 }
 
@@ -100,6 +103,7 @@ pub(super) fn guess_mimetype(file_name: &str) -> &'static str {
 /// Start an upload: records the file and returns where to PUT its bytes.
 #[utoipa::path(
     post,
+    operation_id = "createUpload",
     path = "/api/uploads",
     tag = "uploads",
     request_body = NewUpload,
@@ -109,6 +113,7 @@ pub(super) fn guess_mimetype(file_name: &str) -> &'static str {
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such project of the caller's", body = ErrorBody),
         (status = 413, description = "size_bytes exceeds api.max_upload_bytes", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
         (status = 422, description = "Invalid values", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -208,6 +213,7 @@ pub async fn create(
 /// Completing again returns the same.
 #[utoipa::path(
     post,
+    operation_id = "completeUpload",
     path = "/api/uploads/{id}/complete",
     tag = "uploads",
     params(("id" = Uuid, Path, description = "The upload's media id")),

@@ -124,6 +124,7 @@ fn order<'a>(event_type: &str, data: &'a Value) -> Result<Order<'a>, ApiError> {
 /// Receive a Polar.sh webhook delivery (Standard Webhooks signature).
 #[utoipa::path(
     post,
+    operation_id = "receivePolarWebhook",
     path = "/api/webhooks/polar",
     tag = "payments",
     request_body(content = Object, description = "Polar's event: {\"type\", \"data\"}"),

@@ -124,6 +124,19 @@ impl std::str::FromStr for JobType {
     }
 }
 
+/// In the OpenAPI document a job type is its name, one of [`JobType::ALL`].
+impl utoipa::PartialSchema for JobType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(JobType::ALL.iter().map(|t| t.name())))
+            .description(Some("A job type: what the job does with its input."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for JobType {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ mod job_type;
 mod leased;
 mod media;
 pub mod options;
+pub mod options_schema;
 mod status;
 pub mod transcript;
 mod view;

@@ -69,6 +69,25 @@ async fn events_stream_progress_until_the_job_ends() {
         .unwrap();
     worker.stop().await;
 
+    // Each event's data is what the document's JobEvent schema says: its properties, the
+    // required ones present, the status one of the enum's.
+    let doc = serde_json::to_value(octavia::api::document()).unwrap();
+    let schema = &doc["components"]["schemas"]["JobEvent"];
+    let properties: std::collections::BTreeSet<&String> =
+        schema["properties"].as_object().unwrap().keys().collect();
+    for event in &events {
+        let keys: std::collections::BTreeSet<&String> = event.as_object().unwrap().keys().collect();
+        assert_eq!(keys, properties, "{event}");
+        for required in schema["required"].as_array().unwrap() {
+            assert!(!event[required.as_str().unwrap()].is_null(), "{event}");
+        }
+    }
+    assert_eq!(
+        doc["paths"]["/api/jobs/{id}/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            ["schema"]["$ref"],
+        "#/components/schemas/JobEventMessage"
+    );
+
     assert_eq!(events.first().unwrap()["status"], "queued", "{events:?}");
     let last = events.last().unwrap();
     assert_eq!(last["status"], "completed", "{events:?}");

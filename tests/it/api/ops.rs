@@ -157,6 +157,42 @@ async fn the_openapi_document_lists_every_route() {
     // Errors are described by a schema.
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+    // Generated clients name their functions after operationIds: unique, camelCase.
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .map(|op| {
+            op["operationId"]
+                .as_str()
+                .expect("every operation has an id")
+        })
+        .collect();
+    assert!(
+        ids.iter()
+            .all(|id| id.chars().next().unwrap().is_ascii_lowercase()
+                && id.chars().all(|c| c.is_ascii_alphanumeric())),
+        "{ids:?}"
+    );
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operationIds repeat: {ids:?}");
+    // Job types, statuses and options are typed, not bare strings and empty objects.
+    let schemas = &doc["components"]["schemas"];
+    let names: Vec<&str> = octavia::job::JobType::ALL
+        .iter()
+        .map(|t| t.name())
+        .collect();
+    assert_eq!(schemas["JobType"]["enum"], serde_json::json!(names));
+    assert!(schemas["JobOptions"]["properties"]["target_language"].is_object());
+    assert_eq!(
+        schemas["NewUpload"]["properties"]["size_bytes"]["minimum"], 1,
+        "{}",
+        schemas["NewUpload"]
+    );
 }
 
 #[tokio::test]
