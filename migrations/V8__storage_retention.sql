@@ -9,6 +9,21 @@
 -- again from its input.
 ALTER TABLE jobs ADD COLUMN swept_run int;
 UPDATE jobs SET swept_run = run WHERE status = 'completed';
+-- The keys under jobs/{id}/ that job `job`'s segments name (their inputs, which the plan
+-- wrote, and their results): what a sweep keeps while the job may resume, or deletes with
+-- its run. Every string anywhere in the JSON counts, so no job type needs to say where.
+-- STABLE: it reads with the snapshot of the statement that calls it, so the orphan pass's
+-- census sees the segments and the jobs at the same instant.
+CREATE FUNCTION octavia_segment_keys(job uuid) RETURNS text[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(DISTINCT k.value #>> '{}'), '{}')
+    FROM job_segments s
+    CROSS JOIN LATERAL jsonb_path_query(
+        jsonb_build_array(s.input, s.result), 'strict $.** ? (@.type() == "string")'
+    ) AS k(value)
+    WHERE s.job_id = job AND k.value #>> '{}' LIKE 'jobs/' || job::text || '/%'
+$$;
+
 -- Failed and cancelled jobs whose intermediates are still stored, oldest first.
 CREATE INDEX jobs_sweep_idx ON jobs (finished_at)
   WHERE status IN ('failed', 'cancelled') AND swept_run IS DISTINCT FROM run;

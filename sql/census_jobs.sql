@@ -10,13 +10,6 @@ SELECT j.id, j.status::text AS status, j.step::text AS step, j.run, j.attempts, 
              ORDER BY s.segment_index) AS segment_statuses,
        ARRAY(SELECT s.attempts FROM job_segments s WHERE s.job_id = j.id
              ORDER BY s.segment_index) AS segment_attempts,
-       ARRAY(
-           SELECT DISTINCT k.value #>> '{}'
-           FROM job_segments s
-           CROSS JOIN LATERAL jsonb_path_query(
-               jsonb_build_array(s.input, s.result), 'strict $.** ? (@.type() == "string")'
-           ) AS k(value)
-           WHERE s.job_id = j.id AND k.value #>> '{}' LIKE 'jobs/' || j.id::text || '/%'
-       ) AS keys
+       octavia_segment_keys(j.id) AS keys
 FROM jobs j
 WHERE j.id = ANY($1)

@@ -22,12 +22,5 @@ WITH victims AS MATERIALIZED (
     RETURNING j.id
 )
 SELECT v.id, v.run,
-       ARRAY(
-           SELECT DISTINCT k.value #>> '{}'
-           FROM job_segments s
-           CROSS JOIN LATERAL jsonb_path_query(
-               jsonb_build_array(s.input, s.result), 'strict $.** ? (@.type() == "string")'
-           ) AS k(value)
-           WHERE s.job_id = v.id AND k.value #>> '{}' LIKE 'jobs/' || v.id::text || '/%'
-       ) AS keys
+       octavia_segment_keys(v.id) AS keys
 FROM victims v
