@@ -34,7 +34,10 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
         .args(["--exclude-path", "/api/jobs/{id}/events"])
         // Bounded: a fixed seed and sample size keep the run reproducible and short.
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", "40", "--seed", "7", "--workers", "2"])
+        // One worker: with two threads, hypothesis describing a strategy's lambda sometimes
+        // trips CPython 3.11's `ast` (SystemError: AST constructor recursion depth
+        // mismatch) and the run ends in an error that is the tool's, not the API's.
+        .args(["--max-examples", "40", "--seed", "7", "--workers", "1"])
         .args(["--request-timeout", "30"])
         .args(["--generation-database", "none"])
         .arg("--no-color")
