@@ -52,7 +52,8 @@ impl Handler for AudioTranslation {
             .map_err(|e| HandlerError::Fatal(format!("option `format`: {e}")))?;
         let plan = speech::plan_data(ctx)?;
         let (source, target) = (plan.source(&options)?, options.target());
-        let results: Vec<SpeechResult> = super::common::context::segment_results(ctx).await?;
+        let (segments, results): (_, Vec<SpeechResult>) =
+            super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         until_cancelled(&ctx.cancel, async {
             let dir = scratch(ctx.job.id, "finalize", ctx.attempt)?;
@@ -83,7 +84,7 @@ impl Handler for AudioTranslation {
                 "engines": p.engine_names(),
                 "streams": streams_of(&info),
             });
-            upload_transcript(&p.storage, &mut output, ctx, dir.path(), &name).await?;
+            upload_transcript(&p.storage, &mut output, &segments, dir.path(), &name).await?;
             Ok(Some(output.media(
                 "audio",
                 MediaType::Audio,

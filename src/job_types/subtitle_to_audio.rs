@@ -273,7 +273,8 @@ impl Handler for SubtitleToAudio {
             .map_err(|e| HandlerError::Fatal(format!("option `format`: {e}")))?;
         let plan: AudioPlan = serde_json::from_value(ctx.job.plan.clone())
             .map_err(|e| HandlerError::Fatal(format!("the job's plan is unreadable: {e}")))?;
-        let results: Vec<WindowResult> = super::common::context::segment_results(ctx).await?;
+        let (segments, results): (_, Vec<WindowResult>) =
+            super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         let language = options.target.unwrap_or(options.text_source());
         until_cancelled(&ctx.cancel, async {
@@ -316,7 +317,7 @@ impl Handler for SubtitleToAudio {
                 "engines": p.engine_names(),
                 "streams": streams_of(&info),
             });
-            upload_transcript(&p.storage, &mut output, ctx, dir.path(), &name).await?;
+            upload_transcript(&p.storage, &mut output, &segments, dir.path(), &name).await?;
             Ok(Some(output.media(
                 "audio",
                 MediaType::Audio,

@@ -155,7 +155,8 @@ impl Handler for SubtitleTranslation {
         let options = options::parse(JOB_TYPE, &ctx.job.options).map_err(HandlerError::Fatal)?;
         let plan: SubtitlePlan = serde_json::from_value(ctx.job.plan.clone())
             .map_err(|e| HandlerError::Fatal(format!("the job's plan is unreadable: {e}")))?;
-        let results: Vec<BatchResult> = super::common::context::segment_results(ctx).await?;
+        let (segments, results): (_, Vec<BatchResult>) =
+            super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         let translated: Vec<Cue> = results
             .iter()
@@ -183,7 +184,7 @@ impl Handler for SubtitleTranslation {
                 "cues": translated.len(),
                 "engines": { "translator": p.engines.translator.name() },
             });
-            upload_transcript(&p.storage, &mut output, ctx, dir.path(), &name).await?;
+            upload_transcript(&p.storage, &mut output, &segments, dir.path(), &name).await?;
             Ok(Some(output.media(
                 main.extension(),
                 MediaType::Subtitle,

@@ -77,7 +77,8 @@ impl Handler for Subtitles {
         let options = options::parse(JOB_TYPE, &ctx.job.options).map_err(HandlerError::Fatal)?;
         let plan = speech::plan_data(ctx)?;
         let source = plan.source(&options)?;
-        let results: Vec<SpeechResult> = super::common::context::segment_results(ctx).await?;
+        let (segments, results): (_, Vec<SpeechResult>) =
+            super::common::context::segment_results(ctx).await?;
         let input = InputMedia::load(&ctx.pool, &ctx.job).await?;
         let cues = speech::cues(&results, false);
         if cues.is_empty() {
@@ -100,7 +101,7 @@ impl Handler for Subtitles {
                 "cues": cues.len(),
                 "engines": p.engine_names(),
             });
-            upload_transcript(&p.storage, &mut output, ctx, dir.path(), &name).await?;
+            upload_transcript(&p.storage, &mut output, &segments, dir.path(), &name).await?;
             Ok(Some(output.media(
                 main.extension(),
                 MediaType::Subtitle,

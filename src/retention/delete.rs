@@ -5,12 +5,10 @@
 //! names any more, and the orphan pass deletes it.
 
 use crate::error::{Error, Result};
-use crate::job::output_files;
 use crate::storage::Storage;
 use crate::{db, sql};
 use deadpool_postgres::Object;
 use deadpool_postgres::Transaction;
-use serde_json::Value;
 use uuid::Uuid;
 
 /// What a deletion removed.
@@ -98,13 +96,7 @@ async fn delete(client: &mut Object, storage: &Storage, target: Target) -> Resul
     let mut deleted = Deleted::default();
     let mut keys = Vec::new();
     for r in &rows {
-        let metadata: Option<Value> = r.get("metadata");
-        let key: String = r.get("s3_key");
-        keys.extend(
-            output_files(&metadata.unwrap_or_default(), &key)
-                .into_iter()
-                .map(|(_, f)| f.key),
-        );
+        keys.extend(super::stored_keys(r));
         deleted.media += 1;
         deleted.media_kept += u64::from(r.get::<_, bool>("named"));
     }

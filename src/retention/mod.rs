@@ -174,16 +174,7 @@ impl Sweeper {
                     &[&outputs, &uploads, &BATCH, &pending],
                 )
                 .await?;
-            let keys: Vec<String> = claimed
-                .iter()
-                .flat_map(|r| {
-                    let metadata: Option<Value> = r.get("metadata");
-                    let key: String = r.get("s3_key");
-                    output_files(&metadata.unwrap_or_default(), &key)
-                        .into_iter()
-                        .map(|(_, f)| f.key)
-                })
-                .collect();
+            let keys: Vec<String> = claimed.iter().flat_map(stored_keys).collect();
             media += claimed.len() as u64;
             objects += keys.len() as u64;
             if !dry_run {
@@ -243,4 +234,15 @@ impl Sweeper {
         let client = self.pool.get().await?;
         census::take(&client, &self.storage, self.config.orphan_grace_seconds).await
     }
+}
+
+/// Every stored object of the media row `r` (its `s3_key` and `metadata`): its own file and
+/// each one `metadata.files` lists.
+fn stored_keys(r: &tokio_postgres::Row) -> Vec<String> {
+    let metadata: Option<Value> = r.get("metadata");
+    let key: String = r.get("s3_key");
+    output_files(&metadata.unwrap_or_default(), &key)
+        .into_iter()
+        .map(|(_, f)| f.key)
+        .collect()
 }

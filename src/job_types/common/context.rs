@@ -9,7 +9,7 @@ use crate::Config;
 use crate::config::PipelineConfig;
 use crate::db;
 use crate::error::Error;
-use crate::job::{JobInfo, SegmentStatus};
+use crate::job::{JobInfo, SegmentStatus, SegmentView};
 use crate::pipeline::media::{CutOptions, FitOptions};
 use crate::pipeline::{Engines, PipelineError};
 use crate::sql;
@@ -258,20 +258,22 @@ pub async fn store(storage: &Storage, key: &str, path: &Path) -> Result<u64, Han
         .map_err(|e| retryable(&format!("uploading `{key}`"), e))
 }
 
-/// Every segment's result, in index order, read as `T`. Finalize runs only once all of
-/// them completed, so a missing or unreadable result is a bug, not bad luck: fatal.
+/// Every segment, in index order, and its result read as `T`. Finalize runs only once all
+/// of them completed, so a missing or unreadable result is a bug, not bad luck: fatal.
+/// The segments come along for what finalize writes from them too (the transcript).
 pub async fn segment_results<T: DeserializeOwned>(
     ctx: &StepContext,
-) -> Result<Vec<T>, HandlerError> {
+) -> Result<(Vec<SegmentView>, Vec<T>), HandlerError> {
     let segments = ctx
         .segments()
         .await
         .map_err(|e| retryable("reading the segments", e))?;
-    segments
-        .into_iter()
+    let results = segments
+        .iter()
         .map(|s| {
             let result = s
                 .result
+                .clone()
                 .filter(|_| s.status == SegmentStatus::Completed)
                 .ok_or_else(|| {
                     HandlerError::Fatal(format!(
@@ -283,7 +285,8 @@ pub async fn segment_results<T: DeserializeOwned>(
                 HandlerError::Fatal(format!("segment {}'s result is unreadable: {e}", s.index))
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((segments, results))
 }
 
 /// Milliseconds each stage of an attempt took, for its result.

@@ -7,13 +7,12 @@
 //! ([`crate::job::OutputFile`]), and `metadata.main` names the row's own role.
 
 use super::context::{InputMedia, retryable, store};
-use crate::job::JobInfo;
+use crate::job::{JobInfo, SegmentView};
 use crate::job::{MediaType, NewMedia, OutputFile};
 use crate::pipeline::media::{MediaInfo, StreamKind};
 use crate::pipeline::subtitles::{self, Cue, SubtitleFormat};
 use crate::storage::{self, Storage};
 use crate::worker::HandlerError;
-use crate::worker::StepContext;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -149,22 +148,18 @@ pub async fn upload_subtitles(
     Ok(written)
 }
 
-/// Writes what the job's segments heard and made of it (see [`crate::job::transcript`]) as
+/// Writes what `segments` heard and made of it (see [`crate::job::transcript`]) as
 /// `{name}.transcript.json` into `dir` and uploads it in the role `transcript`: the
 /// transcript outlives the segment rows, which are pruned after
 /// `worker.segment_retention_seconds`, and is kept (and expires) with the output.
 pub async fn upload_transcript(
     storage: &Storage,
     output: &mut Output<'_>,
-    ctx: &StepContext,
+    segments: &[SegmentView],
     dir: &Path,
     name: &str,
 ) -> Result<(), HandlerError> {
-    let segments = ctx
-        .segments()
-        .await
-        .map_err(|e| retryable("reading the segments", e))?;
-    let body = json!({ "lines": crate::job::transcript::lines(&segments) });
+    let body = json!({ "lines": crate::job::transcript::lines(segments) });
     let file = format!("{name}.transcript.json");
     let path = dir.join(&file);
     tokio::fs::write(&path, serde_json::to_vec(&body).expect("serializable"))

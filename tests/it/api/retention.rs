@@ -62,6 +62,12 @@ fn objects(config: &Config) -> Vec<String> {
     found
 }
 
+/// A sweeper on the test's store, with `config`'s retention settings.
+fn sweeper_of(db: &TestDb, config: &Config) -> Sweeper {
+    let storage = octavia::storage::Storage::from_config(&config.storage).unwrap();
+    Sweeper::new(db.pool.clone(), storage, config.storage.clone(), "t")
+}
+
 async fn backdate(db: &TestDb, media: &str, days: i32) {
     let id: Uuid = media.parse().unwrap();
     db.client()
@@ -104,17 +110,12 @@ async fn expired_files_answer_410_and_cannot_be_used_again() {
 
     // A second upload is the input of a job still queued: kept whatever its age.
     let busy = srt_upload(&api, &token, None).await;
-    let queued = job_on(&api, &token, &busy).await;
+    job_on(&api, &token, &busy).await;
     backdate(&db, &output, 31).await;
     backdate(&db, &input, 31).await;
     backdate(&db, &busy, 31).await;
     config.storage.output_retention_days = 30;
-    let sweeper = Sweeper::new(
-        db.pool.clone(),
-        octavia::storage::Storage::from_config(&config.storage).unwrap(),
-        config.storage.clone(),
-        "t",
-    );
+    let sweeper = sweeper_of(&db, &config);
     let report = sweeper.pass(false, false).await.unwrap();
     assert_eq!(
         (report.expired_media, report.objects_deleted),
@@ -142,12 +143,7 @@ async fn expired_files_answer_410_and_cannot_be_used_again() {
 
     // Uploads follow their own setting.
     config.storage.upload_retention_days = 30;
-    let sweeper = Sweeper::new(
-        db.pool.clone(),
-        octavia::storage::Storage::from_config(&config.storage).unwrap(),
-        config.storage.clone(),
-        "t",
-    );
+    let sweeper = sweeper_of(&db, &config);
     let report = sweeper.pass(false, false).await.unwrap();
     assert_eq!(
         report.expired_media, 1,
@@ -163,7 +159,6 @@ async fn expired_files_answer_410_and_cannot_be_used_again() {
         "only the busy upload: {:?}",
         objects(&config)
     );
-    let _ = queued;
 
     // An upload never completed goes after storage.pending_upload_retention_days (7).
     let (status, created) = parts(
