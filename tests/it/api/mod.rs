@@ -2,6 +2,7 @@
 //! the test's own, and driven with a real HTTP client.
 
 mod auth;
+mod clients;
 mod events;
 mod fuzz;
 mod jobs;
