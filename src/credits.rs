@@ -7,9 +7,9 @@
 //! refund: the unique index `credits_history_job_run_key` makes a second one impossible.
 
 use crate::db;
+use crate::db::Session;
 use crate::error::{Error, Result};
 use crate::sql;
-use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 /// `credits_history.reason` values.
@@ -30,7 +30,7 @@ pub struct Reservation {
 /// Takes `amount` from the user's balance, or fails with
 /// [`Error::InsufficientCredits`] and changes nothing. Call inside the transaction that
 /// writes what the credits pay for.
-pub async fn debit<C: GenericClient + Sync>(client: &C, user_id: Uuid, amount: i64) -> Result<i64> {
+pub async fn debit<C: Session>(client: &C, user_id: Uuid, amount: i64) -> Result<i64> {
     if let Some(row) = db::query_opt(client, sql::DEBIT_USER, &[&user_id, &amount]).await? {
         return Ok(row.get("credits"));
     }
@@ -41,7 +41,7 @@ pub async fn debit<C: GenericClient + Sync>(client: &C, user_id: Uuid, amount: i
 }
 
 /// The user's balance, or [`Error::NotFound`] when there is no such user.
-pub async fn balance<C: GenericClient + Sync>(client: &C, user_id: Uuid) -> Result<i64> {
+pub async fn balance<C: Session>(client: &C, user_id: Uuid) -> Result<i64> {
     db::query_opt(client, sql::USER_BALANCE, &[&user_id])
         .await?
         .map(|r| r.get::<_, Option<i64>>("credits").unwrap_or(0))
@@ -54,7 +54,7 @@ pub async fn balance<C: GenericClient + Sync>(client: &C, user_id: Uuid) -> Resu
 /// Reserves credits for job runs: debits each user once for the total of their runs and
 /// writes one `job_reserve` row per run. The jobs must exist (same transaction is fine).
 /// Free runs (amount 0) are not written.
-pub async fn reserve<C: GenericClient + Sync>(client: &C, runs: &[Reservation]) -> Result<()> {
+pub async fn reserve<C: Session>(client: &C, runs: &[Reservation]) -> Result<()> {
     let paid: Vec<&Reservation> = runs.iter().filter(|r| r.amount > 0).collect();
     if paid.is_empty() {
         return Ok(());
@@ -87,7 +87,7 @@ pub async fn reserve<C: GenericClient + Sync>(client: &C, runs: &[Reservation]) 
 
 /// Refunds the reservations of these (job, run) pairs, each at most once however often it
 /// is called. Returns the total given back.
-pub async fn refund<C: GenericClient + Sync>(client: &C, runs: &[(Uuid, i32)]) -> Result<i64> {
+pub async fn refund<C: Session>(client: &C, runs: &[(Uuid, i32)]) -> Result<i64> {
     if runs.is_empty() {
         return Ok(0);
     }
@@ -99,7 +99,7 @@ pub async fn refund<C: GenericClient + Sync>(client: &C, runs: &[(Uuid, i32)]) -
 
 /// Adds credits to a user's balance with a ledger row (`grant` by an operator, `purchase`
 /// from a payment). Returns the new balance.
-pub async fn credit<C: GenericClient + Sync>(
+pub async fn credit<C: Session>(
     client: &C,
     user_id: Uuid,
     amount: i64,

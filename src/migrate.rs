@@ -35,7 +35,7 @@ pub async fn run(client: &mut Client) -> Result<Vec<String>> {
 /// then open the pool.
 pub async fn prepare(config: &crate::Config) -> Result<deadpool_postgres::Pool> {
     if config.database.migrate_on_start {
-        let applied = run_url(&config.database.connection_url()).await?;
+        let applied = run_url(&config.database.migration_url()?).await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");
         }

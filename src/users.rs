@@ -2,12 +2,12 @@
 
 use crate::credits;
 use crate::db;
+use crate::db::Session;
 use crate::error::{Error, Result};
 use crate::sql;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 /// The roles of the seed data model.
@@ -59,7 +59,7 @@ pub fn normalize_email(email: &str) -> Result<String> {
 
 /// Creates a user, with a `grant` of `credits` if positive. Fails with
 /// [`Error::Conflict`] when the email is taken.
-pub async fn create<C: GenericClient + Sync>(
+pub async fn create<C: Session>(
     client: &C,
     email: &str,
     password: &str,
@@ -99,7 +99,7 @@ pub async fn create<C: GenericClient + Sync>(
 }
 
 /// A user by email, if there is one.
-pub async fn by_email<C: GenericClient + Sync>(client: &C, email: &str) -> Result<Option<User>> {
+pub async fn by_email<C: Session>(client: &C, email: &str) -> Result<Option<User>> {
     Ok(db::query_opt(client, sql::USER_BY_EMAIL, &[&email.trim()])
         .await?
         .map(|r| User {

@@ -16,13 +16,13 @@ use super::jobs::{self, JobResponse};
 use super::state::ApiState;
 use super::{media, projects};
 use crate::credits;
+use crate::db::Session;
 use crate::job::{JobType, MediaType};
 use crate::queue::enqueue::{self, Created, Idempotency, PaidJob};
 use crate::storage;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use deadpool_postgres::GenericClient;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -138,7 +138,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// The answer to a request whose key was used before: its job if the request is the same,
 /// 409 if not; `None` if the key is unused.
-async fn replay<C: GenericClient + Sync>(
+async fn replay<C: Session>(
     state: &ApiState,
     client: &C,
     caller: &Caller,

@@ -37,9 +37,16 @@ pub struct JobEvents {
 }
 
 impl JobEvents {
-    /// Listens on `url` until `stop` is cancelled.
-    pub fn start(url: String, stop: CancellationToken) -> JobEvents {
+    /// Listens on `url` until `stop` is cancelled; without one (behind a transaction
+    /// pooler with no `database.direct_url`) the streams only re-read every [`POLL`].
+    pub fn start(url: Option<String>, stop: CancellationToken) -> JobEvents {
         let (sender, _) = broadcast::channel(BUFFER);
+        let Some(url) = url else {
+            return JobEvents {
+                sender,
+                connected: Arc::new(AtomicBool::new(false)),
+            };
+        };
         let to_streams = sender.clone();
         // No receiver is not an error: there may be no stream open.
         let listener = listener::Listener::start(

@@ -6,6 +6,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::media::{self, Link, MediaFile};
 use super::state::ApiState;
+use crate::db::Session;
 use crate::job::{JobStatus, JobView, SegmentStatus};
 use crate::queue::admin;
 use crate::{db, sql};
@@ -13,7 +14,6 @@ use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -86,7 +86,7 @@ pub struct JobResponse {
 
 /// The job `id` as the API reports it, or `None` if there is no such job. Visibility is
 /// the caller's to check (see [`visible`]).
-pub async fn view<C: GenericClient + Sync>(
+pub async fn view<C: Session>(
     state: &ApiState,
     client: &C,
     id: Uuid,
@@ -109,7 +109,7 @@ pub async fn view<C: GenericClient + Sync>(
 }
 
 /// The answer about `job`, whose segments are counted by status in `counts`.
-pub async fn response<C: GenericClient + Sync>(
+pub async fn response<C: Session>(
     state: &ApiState,
     client: &C,
     job: JobView,
@@ -179,7 +179,7 @@ pub async fn response<C: GenericClient + Sync>(
 /// Checks the caller may see job `id`: 404 if it does not exist or is someone else's
 /// (unless the caller is an admin). `write` asks for the owner: admins read everyone's
 /// jobs but change only their own (operators have the CLI).
-pub async fn visible<C: GenericClient + Sync>(
+pub async fn visible<C: Session>(
     client: &C,
     caller: &Caller,
     id: Uuid,

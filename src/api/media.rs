@@ -4,6 +4,7 @@
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::state::ApiState;
+use crate::db::Session;
 use crate::job::output_files;
 use crate::storage::SignedUrl;
 use crate::{db, retention, sql};
@@ -11,7 +12,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -163,10 +163,7 @@ impl MediaRow {
 
 /// The media row `id`, whoever owns it (visibility is the caller's to check). A file its
 /// owner deleted is not found, even while a job's row still names it.
-pub async fn load<C: GenericClient + Sync>(
-    client: &C,
-    id: Uuid,
-) -> Result<Option<MediaRow>, ApiError> {
+pub async fn load<C: Session>(client: &C, id: Uuid) -> Result<Option<MediaRow>, ApiError> {
     Ok(db::query_opt(client, sql::MEDIA_BY_ID, &[&id])
         .await?
         .map(|r| MediaRow {

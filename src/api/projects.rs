@@ -3,11 +3,11 @@
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody, check_text};
 use super::state::ApiState;
+use crate::db::Session;
 use crate::{db, sql};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use utoipa::ToSchema;
@@ -55,7 +55,7 @@ fn project(row: &Row) -> Project {
 
 /// Checks that `project` (if any) is the caller's: someone else's is "not found", like
 /// one that does not exist.
-pub async fn check_owner<C: GenericClient + Sync>(
+pub async fn check_owner<C: Session>(
     client: &C,
     caller: &Caller,
     project: Option<Uuid>,

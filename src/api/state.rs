@@ -41,7 +41,7 @@ impl ApiState {
         }
         let storage =
             Storage::from_config(&config.storage)?.with_public_url(&config.api.public_url)?;
-        let events = JobEvents::start(config.database.connection_url(), shutdown.clone());
+        let events = JobEvents::start(config.database.listen_url(), shutdown.clone());
         let waker = crate::queue::waker::Waker::start(pool.clone(), shutdown.clone());
         Ok(ApiState {
             waker,

@@ -74,7 +74,7 @@ pub async fn get(
 }
 
 /// The lines of the transcript file of output `media` (none if it has no such file).
-async fn stored<C: deadpool_postgres::GenericClient + Sync>(
+async fn stored<C: crate::db::Session>(
     state: &ApiState,
     client: &C,
     media: Uuid,

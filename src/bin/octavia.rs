@@ -160,7 +160,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     let config = cli.common.loader()?.load()?;
     if let Command::Migrate = cli.command {
-        let applied = octavia::migrate::run_url(&config.database.connection_url()).await?;
+        let applied = octavia::migrate::run_url(&config.database.migration_url()?).await?;
         if applied.is_empty() {
             println!(
                 "schema is current (version {})",
@@ -170,7 +170,7 @@ async fn run(cli: Cli) -> Result<()> {
         for m in &applied {
             println!("applied {m}");
         }
-        let client = octavia::db::connect(&config.database.connection_url()).await?;
+        let client = octavia::db::connect(&config.database.migration_url()?).await?;
         for row in client.query(octavia::sql::TABLE_ROWS, &[]).await? {
             println!(
                 "{:<24} {:>10} rows",

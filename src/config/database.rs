@@ -15,6 +15,28 @@ pub struct DatabaseConfig {
     pub sslrootcert: String,
     pub sslcert: String,
     pub sslkey: String,
+    /// What stands between the processes and PostgreSQL ([`Pooler`]).
+    pub pooler: Pooler,
+    /// A URL to PostgreSQL itself, past the pooler, for what a transaction pooler cannot
+    /// carry: LISTEN (worker wake-ups, the API's event streams) and the migrations'
+    /// advisory lock. Empty: `url`.
+    pub direct_url: String,
+}
+
+/// What `database.url` leads to.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooler {
+    /// PostgreSQL itself, or a pooler in session mode (a server connection per client
+    /// connection, kept until it closes): everything works as on a direct connection.
+    #[default]
+    None,
+    /// A pooler in transaction mode (PgBouncer's `pool_mode = transaction`, Supavisor,
+    /// pgcat, RDS Proxy): a server connection per transaction. Statements are sent
+    /// unnamed, session settings are made with `SET LOCAL` in each transaction, and LISTEN
+    /// and migrations go through `direct_url` (without it there is no LISTEN: workers
+    /// poll, event streams re-read).
+    Transaction,
 }
 
 impl Default for DatabaseConfig {
@@ -28,6 +50,8 @@ impl Default for DatabaseConfig {
             sslrootcert: String::new(),
             sslcert: String::new(),
             sslkey: String::new(),
+            pooler: Pooler::None,
+            direct_url: String::new(),
         }
     }
 }
@@ -36,8 +60,38 @@ impl DatabaseConfig {
     /// `url` with this section's TLS settings added where the URL has none: what every
     /// connection of the process uses.
     pub fn connection_url(&self) -> String {
-        let (_, given) = crate::db::tls::split(&self.url).unwrap_or_default();
-        let mut url = self.url.clone();
+        self.with_tls(&self.url)
+    }
+
+    /// Where LISTEN connects: `direct_url`, else `url` unless that is a transaction
+    /// pooler, which cannot deliver notifications (`None`: poll instead).
+    pub fn listen_url(&self) -> Option<String> {
+        if !self.direct_url.is_empty() {
+            Some(self.with_tls(&self.direct_url))
+        } else if self.pooler == Pooler::Transaction {
+            None
+        } else {
+            Some(self.connection_url())
+        }
+    }
+
+    /// Where migrations connect, holding a session's advisory lock: `direct_url`, else
+    /// `url` unless that is a transaction pooler.
+    pub fn migration_url(&self) -> crate::Result<String> {
+        self.listen_url().ok_or_else(|| {
+            crate::Error::Invalid(
+                "database.direct_url: migrations hold a session's advisory lock, which a \
+                 transaction pooler cannot carry; set it to PostgreSQL itself (past the \
+                 pooler), or migrate with `octavia migrate` against such a URL"
+                    .into(),
+            )
+        })
+    }
+
+    /// `url` with this section's TLS settings added where it has none.
+    fn with_tls(&self, url: &str) -> String {
+        let (_, given) = crate::db::tls::split(url).unwrap_or_default();
+        let mut url = url.to_string();
         let uri = url.starts_with("postgres://") || url.starts_with("postgresql://");
         for (key, value, in_url) in [
             ("sslmode", &self.sslmode, &given.sslmode),
@@ -74,15 +128,21 @@ impl DatabaseConfig {
     }
 
     pub(super) fn validate(&self) -> Result<(), Invalid> {
-        let url = self.connection_url();
-        let (rest, tls) =
-            crate::db::tls::split(&url).map_err(|e| ("database.url", e.to_string()))?;
-        if rest.parse::<tokio_postgres::Config>().is_err() {
-            return Err((
-                "database.url",
-                format!("`{}` is not a PostgreSQL connection URL", self.url),
-            ));
+        for (key, url) in [
+            ("database.url", &self.url),
+            ("database.direct_url", &self.direct_url),
+        ] {
+            if url.is_empty() && key == "database.direct_url" {
+                continue;
+            }
+            let (rest, _) =
+                crate::db::tls::split(&self.with_tls(url)).map_err(|e| (key, e.to_string()))?;
+            if rest.parse::<tokio_postgres::Config>().is_err() {
+                return Err((key, format!("`{url}` is not a PostgreSQL connection URL")));
+            }
         }
+        let (_, tls) = crate::db::tls::split(&self.connection_url())
+            .map_err(|e| ("database.url", e.to_string()))?;
         if let Some(mode) = &tls.sslmode {
             crate::db::tls::SslMode::parse(mode)
                 .map_err(|e| ("database.sslmode", e.to_string()))?;

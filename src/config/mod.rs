@@ -14,7 +14,7 @@ mod storage;
 mod worker;
 
 pub use api::ApiConfig;
-pub use database::DatabaseConfig;
+pub use database::{DatabaseConfig, Pooler};
 pub use engines::EnginesConfig;
 pub use loader::{CommonArgs, ConfigError, Loader, Source};
 pub use pipeline::PipelineConfig;

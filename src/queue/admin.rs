@@ -3,15 +3,16 @@
 use super::complete::settle;
 use crate::credits::{self, Reservation};
 use crate::db;
+use crate::db::Session;
 use crate::error::{Error, Result};
 use crate::job::{JobStatus, JobView, SegmentView};
 use crate::sql;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Object};
+use deadpool_postgres::Object;
 use serde::Serialize;
 use uuid::Uuid;
 
-async fn refuse<C: GenericClient + Sync>(client: &C, job: Uuid, action: &str) -> Error {
+async fn refuse<C: Session>(client: &C, job: Uuid, action: &str) -> Error {
     match db::query_opt(client, sql::JOB_STATUS, &[&job]).await {
         Ok(Some(row)) => Error::Conflict(format!(
             "job {job} is {}: it cannot be {action}",
@@ -88,13 +89,13 @@ pub async fn retry(client: &mut Object, job: Uuid) -> Result<Retried> {
     Ok(Retried { run, replanned })
 }
 
-pub async fn job<C: GenericClient + Sync>(client: &C, id: Uuid) -> Result<Option<JobView>> {
+pub async fn job<C: Session>(client: &C, id: Uuid) -> Result<Option<JobView>> {
     Ok(db::query_opt(client, sql::JOB_BY_ID, &[&id])
         .await?
         .map(|r| JobView::from_row(&r)))
 }
 
-pub async fn segments<C: GenericClient + Sync>(client: &C, job: Uuid) -> Result<Vec<SegmentView>> {
+pub async fn segments<C: Session>(client: &C, job: Uuid) -> Result<Vec<SegmentView>> {
     Ok(db::query(client, sql::SEGMENTS_OF_JOB, &[&job])
         .await?
         .iter()
@@ -118,7 +119,7 @@ pub struct JobLine {
     pub last_error: Option<String>,
 }
 
-pub async fn list<C: GenericClient + Sync>(
+pub async fn list<C: Session>(
     client: &C,
     status: Option<JobStatus>,
     limit: i64,
@@ -153,7 +154,7 @@ pub struct Stats {
     pub vacuum_problems: Vec<String>,
 }
 
-pub async fn stats<C: GenericClient + Sync>(client: &C) -> Result<Stats> {
+pub async fn stats<C: Session>(client: &C) -> Result<Stats> {
     let mut stats = Stats::default();
     for r in db::query(client, sql::QUEUE_STATS, &[]).await? {
         let kind: &str = r.get("kind");
@@ -177,7 +178,7 @@ pub async fn stats<C: GenericClient + Sync>(client: &C) -> Result<Stats> {
 /// claim index grow without end and every claim gets slower: a soak of jobs of 10
 /// segments at 5,300 segments/s fell to 3,200 within four minutes on a server with
 /// autovacuum off, against a steady rate with it on.
-pub async fn vacuum_problems<C: GenericClient + Sync>(client: &C) -> Result<Vec<String>> {
+pub async fn vacuum_problems<C: Session>(client: &C) -> Result<Vec<String>> {
     let rows = db::query(client, sql::VACUUM_PROBLEMS, &[]).await?;
     Ok(rows.iter().map(|r| r.get("problem")).collect())
 }

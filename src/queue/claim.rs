@@ -2,10 +2,10 @@
 //! protocol's details.
 
 use crate::db;
+use crate::db::Session;
 use crate::error::Result;
 use crate::job::{ClaimedSegment, ClaimedStep, JobInfo, Step};
 use crate::sql;
-use deadpool_postgres::GenericClient;
 use std::time::Duration;
 
 /// Who claims and how.
@@ -18,7 +18,7 @@ pub struct ClaimOptions {
 }
 
 /// Leases up to `limit` plan/finalize steps, most urgent first.
-pub async fn steps<C: GenericClient + Sync>(
+pub async fn steps<C: Session>(
     client: &C,
     options: &ClaimOptions,
     limit: i64,
@@ -46,7 +46,7 @@ pub async fn steps<C: GenericClient + Sync>(
 }
 
 /// Leases up to `limit` segments, shared fairly between jobs.
-pub async fn segments<C: GenericClient + Sync>(
+pub async fn segments<C: Session>(
     client: &C,
     options: &ClaimOptions,
     limit: i64,

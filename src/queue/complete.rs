@@ -9,10 +9,11 @@
 
 use crate::credits;
 use crate::db;
+use crate::db::Session;
 use crate::error::Result;
 use crate::job::{ClaimedSegment, ClaimedStep, JobInfo, NewMedia, NewSegment, SegmentStatus, Step};
 use crate::sql;
-use deadpool_postgres::{GenericClient, Object};
+use deadpool_postgres::Object;
 use std::collections::HashSet;
 use std::time::Duration;
 use uuid::Uuid;
@@ -124,7 +125,7 @@ pub async fn settle_jobs(client: &mut Object, jobs: &[Uuid]) -> Result<()> {
 /// Ends the jobs among `jobs` that are being cancelled once nothing of them runs: their
 /// unstarted segments are cancelled and their reservation refunded. Call with the job rows
 /// already locked by this transaction (any UPDATE of them does).
-pub(crate) async fn settle<C: GenericClient + Sync>(client: &C, jobs: &[Uuid]) -> Result<()> {
+pub(crate) async fn settle<C: Session>(client: &C, jobs: &[Uuid]) -> Result<()> {
     db::execute(client, sql::CANCEL_PENDING_SEGMENTS, &[&jobs]).await?;
     let rows = db::query(client, sql::SETTLE_CANCELLED_JOBS, &[&jobs]).await?;
     let cancelled: Vec<(Uuid, i32)> = rows.iter().map(|r| (r.get("id"), r.get("run"))).collect();
@@ -135,11 +136,7 @@ pub(crate) async fn settle<C: GenericClient + Sync>(client: &C, jobs: &[Uuid]) -
 /// Fails `job` with `error`: its unstarted segments will not run in this run and its
 /// reservation is refunded.
 /// Returns false when the job had already ended.
-pub(crate) async fn fail_job<C: GenericClient + Sync>(
-    client: &C,
-    job: Uuid,
-    error: &str,
-) -> Result<bool> {
+pub(crate) async fn fail_job<C: Session>(client: &C, job: Uuid, error: &str) -> Result<bool> {
     let jobs = vec![job];
     let rows = db::query(client, sql::FAIL_JOBS, &[&jobs, &error]).await?;
     let failed: Vec<(Uuid, i32)> = rows.iter().map(|r| (r.get("id"), r.get("run"))).collect();
@@ -149,7 +146,7 @@ pub(crate) async fn fail_job<C: GenericClient + Sync>(
 }
 
 /// Locks `job` and tells whether it is stopping (cancel requested, or already ended).
-async fn lock_job<C: GenericClient + Sync>(client: &C, job: Uuid) -> Result<bool> {
+async fn lock_job<C: Session>(client: &C, job: Uuid) -> Result<bool> {
     let rows = db::query(client, sql::LOCK_JOBS, &[&vec![job]]).await?;
     Ok(rows.first().is_some_and(|r| r.get::<_, bool>("stopping")))
 }
@@ -234,10 +231,7 @@ pub async fn segment_failed(
 
 /// Gives segments back without burning an attempt (shutdown). Returns how many were
 /// still this worker's.
-pub async fn release_segments<C: GenericClient + Sync>(
-    client: &C,
-    segments: &[(Uuid, i32)],
-) -> Result<usize> {
+pub async fn release_segments<C: Session>(client: &C, segments: &[(Uuid, i32)]) -> Result<usize> {
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = segments.iter().copied().unzip();
     let rows = db::query(client, sql::RELEASE_SEGMENTS, &[&ids, &attempts]).await?;
     if !rows.is_empty() {
@@ -247,7 +241,7 @@ pub async fn release_segments<C: GenericClient + Sync>(
 }
 
 /// Gives job-level steps back without burning an attempt (shutdown).
-pub async fn release_steps<C: GenericClient + Sync>(
+pub async fn release_steps<C: Session>(
     client: &C,
     worker_id: &str,
     steps: &[(Uuid, i32)],
@@ -365,7 +359,7 @@ pub async fn plans_done(
 }
 
 /// Inserts a `media_files` row.
-pub async fn insert_media<C: GenericClient + Sync>(client: &C, m: &NewMedia) -> Result<()> {
+pub async fn insert_media<C: Session>(client: &C, m: &NewMedia) -> Result<()> {
     db::execute(
         client,
         sql::INSERT_MEDIA,

@@ -4,11 +4,12 @@
 
 use crate::credits::{self, Reservation};
 use crate::db;
+use crate::db::Session;
 use crate::error::Result;
 use crate::job::JobView;
 use crate::sql;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::Pool;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -53,7 +54,7 @@ impl NewJob {
 /// caller's transaction: if the balance does not cover them, nothing is inserted
 /// ([`crate::Error::InsufficientCredits`], the transaction to be rolled back). Two
 /// statements in all, whatever the number of jobs and users, plus one per paying user.
-pub async fn insert<C: GenericClient + Sync>(client: &C, jobs: &[NewJob]) -> Result<()> {
+pub async fn insert<C: Session>(client: &C, jobs: &[NewJob]) -> Result<()> {
     if jobs.is_empty() {
         return Ok(());
     }
@@ -173,7 +174,7 @@ pub enum Created {
 /// debit, the Idempotency-Key, the job `queued` and its `job_reserve` ledger row, or
 /// nothing. It wakes no worker: the caller does once it has committed
 /// ([`super::waker::Waker`]), so creations do not queue on PostgreSQL's notification lock.
-pub async fn create<C: GenericClient + Sync>(client: &C, job: &PaidJob<'_>) -> Result<Created> {
+pub async fn create<C: Session>(client: &C, job: &PaidJob<'_>) -> Result<Created> {
     let metadata = serde_json::json!({ "options": job.options });
     let key = job.idempotency.map(|i| i.key);
     let hash = job.idempotency.map(|i| i.request_hash);
@@ -214,11 +215,7 @@ pub struct Keyed {
 }
 
 /// What `user`'s Idempotency-Key `key` was used for, if it was.
-pub async fn keyed<C: GenericClient + Sync>(
-    client: &C,
-    user: Uuid,
-    key: &str,
-) -> Result<Option<Keyed>> {
+pub async fn keyed<C: Session>(client: &C, user: Uuid, key: &str) -> Result<Option<Keyed>> {
     Ok(db::query_opt(client, sql::IDEMPOTENCY_KEY, &[&user, &key])
         .await?
         .map(|r| Keyed {

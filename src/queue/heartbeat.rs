@@ -2,9 +2,9 @@
 //! them must stop (their job is being cancelled or has failed) and which were lost.
 
 use crate::db;
+use crate::db::Session;
 use crate::error::Result;
 use crate::sql;
-use deadpool_postgres::GenericClient;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ pub struct Renewed {
 
 /// Renews the leases of `segments` and `steps` ((id, attempt) pairs) held by `worker_id`.
 /// A pair missing from the answer is no longer this worker's.
-pub async fn renew<C: GenericClient + Sync>(
+pub async fn renew<C: Session>(
     client: &C,
     worker_id: &str,
     lease: Duration,

@@ -98,7 +98,7 @@ pub async fn run(client: &mut Object, limit: i64) -> Result<Rescued> {
 
 /// Deletes the segment rows of up to `limit` jobs completed more than `retention` ago.
 /// Returns (jobs pruned, segment rows deleted).
-pub async fn prune<C: deadpool_postgres::GenericClient + Sync>(
+pub async fn prune<C: crate::db::Session>(
     client: &C,
     retention: std::time::Duration,
     limit: i64,

@@ -18,12 +18,12 @@
 //! inserted, so an object no row names is an orphan only once older than
 //! `storage.orphan_grace_seconds`.
 
+use crate::db::Session;
 use crate::error::Result;
 use crate::job::{JobStatus, SegmentStatus};
 use crate::storage::{ObjectInfo, Storage, StoredKey};
 use crate::{db, sql};
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
@@ -205,11 +205,7 @@ const IDS_PER_QUERY: usize = 1000;
 
 /// Lists the whole store and tells every object apart. `grace_seconds` is
 /// `storage.orphan_grace_seconds`.
-pub async fn take<C: GenericClient + Sync>(
-    client: &C,
-    storage: &Storage,
-    grace_seconds: u64,
-) -> Result<Census> {
+pub async fn take<C: Session>(client: &C, storage: &Storage, grace_seconds: u64) -> Result<Census> {
     // Listed before the rows are read: see the module's documentation.
     let objects = storage.list_info("").await?;
     let now = Utc::now();
@@ -275,10 +271,7 @@ fn older_than(modified: DateTime<Utc>, now: DateTime<Utc>, seconds: u64) -> bool
     (now - modified).num_seconds() >= seconds as i64
 }
 
-async fn jobs<C: GenericClient + Sync>(
-    client: &C,
-    ids: Vec<Uuid>,
-) -> Result<HashMap<Uuid, JobState>> {
+async fn jobs<C: Session>(client: &C, ids: Vec<Uuid>) -> Result<HashMap<Uuid, JobState>> {
     let mut jobs = HashMap::new();
     for chunk in ids.chunks(IDS_PER_QUERY) {
         for r in db::query(client, sql::CENSUS_JOBS, &[&chunk]).await? {
@@ -308,10 +301,7 @@ async fn jobs<C: GenericClient + Sync>(
     Ok(jobs)
 }
 
-async fn media<C: GenericClient + Sync>(
-    client: &C,
-    ids: Vec<Uuid>,
-) -> Result<HashMap<Uuid, MediaState>> {
+async fn media<C: Session>(client: &C, ids: Vec<Uuid>) -> Result<HashMap<Uuid, MediaState>> {
     let mut media = HashMap::new();
     for chunk in ids.chunks(IDS_PER_QUERY) {
         for r in db::query(client, sql::CENSUS_MEDIA, &[&chunk]).await? {

@@ -70,6 +70,13 @@ impl Worker {
             Duration::from_millis(config.worker.prefetch_ms),
             config.worker.claim_batch as usize,
         );
+        if config.worker.listen && config.database.listen_url().is_none() {
+            return Err(crate::Error::Invalid(
+                "worker.listen: LISTEN cannot go through a transaction pooler; set \
+                 database.direct_url to PostgreSQL itself, or run with --poll-only"
+                    .into(),
+            ));
+        }
         // The claimer, the writers (two for plans), the heartbeat and the publisher.
         let options = lease_session_options(config.worker.async_commit);
         let lease_pool = crate::db::pool_with(&config.database, 7, Some(options))?;
@@ -112,13 +119,12 @@ impl Worker {
             "" => None,
             addr => Some(metrics::serve(shared.clone(), addr, background.clone()).await?),
         };
-        let listener = config.worker.listen.then(|| {
-            Listener::for_work(
-                config.database.connection_url(),
-                shared.wake.clone(),
-                background.clone(),
-            )
-        });
+        let listen_url = config
+            .database
+            .listen_url()
+            .filter(|_| config.worker.listen);
+        let listener =
+            listen_url.map(|url| Listener::for_work(url, shared.wake.clone(), background.clone()));
         let (done_tx, done_rx) =
             mpsc::channel::<Completion>(2 * config.worker.concurrency as usize);
         shared.set_done(Some(done_tx.clone()));

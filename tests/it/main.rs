@@ -6,6 +6,7 @@ mod demo;
 mod harness;
 mod job_types;
 mod pipeline;
+mod pooler;
 mod queue;
 mod resilience;
 mod s3;

@@ -104,7 +104,7 @@ type Completed = (
 impl CompletedWatch {
     /// Compares every completed segment with what it was when first seen; at most every
     /// half second (reading them all is not free).
-    async fn check<C: deadpool_postgres::GenericClient + Sync>(
+    async fn check<C: octavia::db::Session>(
         &mut self,
         client: &C,
         violations: &mut Vec<String>,
@@ -154,9 +154,7 @@ impl CompletedWatch {
 /// Promise 3: for every user, the balance equals the sum of the ledger and is not negative;
 /// each job run has at most one reservation and one refund (the unique index guarantees
 /// it; this re-checks the data), and no refund without a reservation.
-pub async fn check_ledgers<C: deadpool_postgres::GenericClient + Sync>(
-    client: &C,
-) -> Result<Vec<String>> {
+pub async fn check_ledgers<C: octavia::db::Session>(client: &C) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for row in octavia::db::query(client, sql::LEDGER_PROBLEMS, &[]).await? {
         problems.push(row.get::<_, String>(0));
@@ -165,7 +163,7 @@ pub async fn check_ledgers<C: deadpool_postgres::GenericClient + Sync>(
 }
 
 /// Jobs not yet in a terminal status.
-async fn unfinished<C: deadpool_postgres::GenericClient + Sync>(client: &C) -> Result<i64> {
+async fn unfinished<C: octavia::db::Session>(client: &C) -> Result<i64> {
     Ok(
         octavia::db::query(client, sql::COUNT_UNFINISHED_JOBS, &[&false])
             .await?

@@ -6,9 +6,9 @@
 //! subtitles) are in the output row's `metadata.files`, which the demo, as the operator,
 //! reads from the database.
 
-use deadpool_postgres::GenericClient;
 use octavia::config::StorageConfig;
 use octavia::db;
+use octavia::db::Session;
 use octavia::job::{self, SegmentView};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -30,7 +30,7 @@ pub fn object_location(storage: &StorageConfig, key: &str) -> String {
 
 /// The files of output media `id` by role (`video`, `audio`, `srt`, `vtt`): their keys,
 /// media before subtitles.
-pub async fn output_files<C: GenericClient + Sync>(
+pub async fn output_files<C: Session>(
     client: &C,
     id: Uuid,
 ) -> octavia::Result<Vec<(String, String)>> {

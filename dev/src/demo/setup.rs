@@ -7,8 +7,8 @@ use crate::cluster::{Cluster, Durability};
 use crate::sql;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use deadpool_postgres::GenericClient;
 use octavia::config::Config;
+use octavia::db::Session;
 use octavia::error::{Error, Result};
 use octavia::{credits, db, users};
 use rand::RngExt;
@@ -226,7 +226,7 @@ pub struct DemoUser {
 /// The user `email` with `password`, created with `credits` if missing; an existing one is
 /// topped up to `credits` when it has less. Refuses an existing user whose password is
 /// another, rather than changing it: that user is not the demo's.
-pub async fn ensure_user<C: GenericClient + Sync>(
+pub async fn ensure_user<C: Session>(
     client: &mut C,
     email: &str,
     password: &str,
