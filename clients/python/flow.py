@@ -37,6 +37,7 @@ try:
         LanguageCode,
         Me,
         Media,
+        MediaStatus,
         MediaType,
         NewJobRequest,
         NewSession,
@@ -103,7 +104,7 @@ def flow(base_url: str, email: str, password: str) -> dict[str, Any]:
             sha256=hashlib.sha256(data).hexdigest(),
         )),
         UploadCreated, HTTPStatus.CREATED)
-    check(started.media.status == "pending", "a new upload is pending", started.media)
+    check(started.media.status == MediaStatus.PENDING, "a new upload is pending", started.media)
     link = started.upload
     # The signed link is not an API route: it may be S3's. It takes the headers it lists.
     put = httpx.request(link.method, link.url, headers=link.headers.to_dict(), content=data)
@@ -111,7 +112,7 @@ def flow(base_url: str, email: str, password: str) -> dict[str, Any]:
           put.text)
     media = answered("POST /api/uploads/{id}/complete",
                      complete_upload.sync_detailed(started.media.id, client=api), Media)
-    check(media.status == "uploaded", "the completed upload is uploaded", media)
+    check(media.status == MediaStatus.UPLOADED, "the completed upload is uploaded", media)
     check(media.size_bytes == len(data), "the upload has the bytes sent", media)
     check(isinstance(media.duration_seconds, float) and media.duration_seconds > 4,
           "the subtitles' duration was read", media)
@@ -149,7 +150,7 @@ def flow(base_url: str, email: str, password: str) -> dict[str, Any]:
     check(replayed.id == job.id, "the replay returns the first job", replayed)
 
     page = answered("GET /api/jobs",
-                    list_jobs.sync_detailed(client=api, status="queued", limit=10), JobPage)
+                    list_jobs.sync_detailed(client=api, status=JobStatus.QUEUED, limit=10), JobPage)
     check(any(j.id == job.id for j in page.jobs), "the queued jobs list the new one", page)
     after = answered("GET /api/me", get_me.sync_detailed(client=api), Me)
     check(after.credits_ == before.credits_ - job.cost_credits,

@@ -233,6 +233,7 @@ pub async fn get(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only jobs of this status.
+    #[param(value_type = Option<JobStatus>)]
     pub status: Option<String>,
     /// Only jobs of this project.
     pub project_id: Option<Uuid>,

@@ -46,12 +46,10 @@ impl From<SignedUrl> for Link {
 pub struct Media {
     pub id: Uuid,
     pub project_id: Option<Uuid>,
+    #[schema(value_type = Option<crate::job::MediaType>)]
     pub media_type: Option<String>,
     pub file_name: Option<String>,
-    /// `pending` until the upload is completed, then `uploaded`; `expired` once the
-    /// retention policy deleted its files (`storage.output_retention_days`,
-    /// `storage.upload_retention_days`).
-    pub status: String,
+    pub status: MediaStatus,
     pub size_bytes: Option<i64>,
     pub duration_seconds: Option<f64>,
     pub mimetype: Option<String>,
@@ -66,6 +64,19 @@ pub struct Media {
     /// job's output, each file the job wrote (such as the dubbed video and its SRT and
     /// WebVTT subtitles); for an upload, the upload itself. Empty until uploaded.
     pub files: Vec<MediaFile>,
+}
+
+/// Where a media file is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaStatus {
+    /// Waiting for its upload to be completed.
+    Pending,
+    /// Its files are stored and can be downloaded.
+    Uploaded,
+    /// The retention policy deleted its files (`storage.output_retention_days`,
+    /// `storage.upload_retention_days`).
+    Expired,
 }
 
 /// One stored file of a media: its role in the output, what it is, and where to get it.
@@ -142,13 +153,12 @@ impl MediaRow {
                 .map(str::to_string)
                 .or_else(|| self.s3_key.rsplit('/').next().map(str::to_string)),
             status: if self.expired_at.is_some() {
-                "expired"
+                MediaStatus::Expired
             } else if self.is_uploaded() {
-                "uploaded"
+                MediaStatus::Uploaded
             } else {
-                "pending"
-            }
-            .into(),
+                MediaStatus::Pending
+            },
             size_bytes: self.size_bytes,
             duration_seconds: self.duration_seconds,
             mimetype: self.mimetype.clone(),
