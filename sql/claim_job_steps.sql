@@ -29,4 +29,4 @@ FROM picked
 -- By ctid, as claim_segments.sql explains (5).
 WHERE j.ctid = picked.ctid
 RETURNING j.id, j.job_type, j.user_id, j.project_id, j.input_media_id, j.metadata, j.run,
-          j.segments_total, j.priority, j.step::text, j.attempts, j.max_attempts
+          j.segments_total, j.priority, j.step::text, j.attempts, j.max_attempts, j.traceparent

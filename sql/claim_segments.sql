@@ -60,11 +60,11 @@ WITH RECURSIVE ready_jobs AS (
         LIMIT 1
     ) nxt
 ), eligible AS MATERIALIZED (
-    SELECT r.priority, r.job_id, j.job_type, j.run, j.segments_total,
+    SELECT r.priority, r.job_id, j.job_type, j.run, j.segments_total, j.traceparent,
            ready.segment_index AS first_ready
     FROM ready_jobs r
     CROSS JOIN LATERAL (
-        SELECT j.job_type, j.run, j.segments_total
+        SELECT j.job_type, j.run, j.segments_total, j.traceparent
         FROM jobs j
         WHERE j.id = r.job_id
           AND j.status = 'running'
@@ -92,7 +92,7 @@ WITH RECURSIVE ready_jobs AS (
     FROM eligible
     WHERE priority = (SELECT min(priority) FROM eligible)
 ), picked AS MATERIALIZED (
-    SELECT s.ctid, e.job_type, e.run
+    SELECT s.ctid, e.job_type, e.run, e.traceparent
     -- Within a priority, the eligible jobs are visited in random order: the batch often
     -- runs out before the last job's share (shares are rounded up, and a worker claims
     -- what its free slots allow), and a fixed order would always shortchange the same
@@ -137,4 +137,4 @@ SET status = 'running',
 FROM picked
 WHERE s.ctid = picked.ctid
 RETURNING s.id, s.job_id, picked.job_type, picked.run, s.segment_index, s.start_ms, s.end_ms,
-          s.attempts, s.max_attempts, s.input
+          s.attempts, s.max_attempts, s.input, picked.traceparent

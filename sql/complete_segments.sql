@@ -81,7 +81,7 @@ WITH done AS (
               l.ready AND j.locked_by IS NOT NULL AS leased,
               (j.cancel_requested_at IS NOT NULL OR j.status <> 'running') AS stopping,
               j.job_type, j.user_id, j.project_id, j.input_media_id, j.metadata, j.run,
-              j.segments_total, j.priority, j.max_attempts, l.ids
+              j.segments_total, j.priority, j.max_attempts, l.ids, j.traceparent
 ), notified AS (
     -- pg_notify runs once if any job became ready for any worker; PostgreSQL would fold
     -- repeats anyway.
@@ -90,5 +90,5 @@ WITH done AS (
 )
 SELECT b.id, b.job_type, b.user_id, b.project_id, b.input_media_id, b.metadata, b.run,
        b.segments_total, b.priority, b.max_attempts, b.finalize_ready, b.stopping, b.ids,
-       b.leased
+       b.leased, b.traceparent
 FROM bumped b, notified

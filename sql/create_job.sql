@@ -28,8 +28,8 @@ WITH debited AS (
     SELECT $2, $9, $10, $1 FROM allowed WHERE $9::text IS NOT NULL
 ), inserted AS (
     INSERT INTO jobs (id, user_id, project_id, job_type, status, input_media_id, metadata,
-                      cost_credits, priority, run_at, max_attempts)
-    SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, 0, now(), $8
+                      cost_credits, priority, run_at, max_attempts, traceparent)
+    SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, 0, now(), $8, $11
     FROM allowed
     RETURNING id, user_id, project_id, job_type, status::text, step::text, progress,
               segments_done, segments_total, run, attempts, max_attempts, priority, run_at,

@@ -259,6 +259,7 @@ pub async fn create_job(
     };
     let cost = price(state.config.pricing.per_minute(job_type), input);
     let job_id = Uuid::now_v7();
+    let traceparent = crate::telemetry::traceparent();
     let paid = PaidJob {
         id: job_id,
         user_id: caller.user_id,
@@ -272,6 +273,7 @@ pub async fn create_job(
             key,
             request_hash: &hash,
         }),
+        traceparent: traceparent.as_deref(),
     };
     let job = match enqueue::create(&client, &paid).await? {
         Created::Job(job) => *job,

@@ -123,14 +123,37 @@ pub fn router(state: ApiState) -> Router {
         .layer(middleware::from_fn(normalize_errors))
         .layer(middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
-            let id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                // A span per request, named for its route and continuing the caller's trace
+                // when it sends a `traceparent`.
+                let route = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("", |p| p.as_str());
+                let span = tracing::info_span!(
+                    "request",
+                    otel.name = %format!("{} {route}", req.method()).trim_end(),
+                    otel.kind = "server",
+                    http.route = route,
+                    request_id = %id,
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    trace_id = tracing::field::Empty,
+                );
+                let traceparent = req
+                    .headers()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok());
+                crate::telemetry::follow(&span, traceparent, 1);
+                span
+            }),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
 }

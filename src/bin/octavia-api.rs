@@ -20,10 +20,17 @@ struct Args {
     public_url: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    octavia::telemetry::init();
-    match run(Args::parse()).await {
+fn main() -> ExitCode {
+    let outcome = config(&Args::parse()).and_then(|config| {
+        // Traces' exporter is made before the runtime and flushed after it (it blocks).
+        let tracing = octavia::telemetry::init_with(&config.telemetry, "octavia-api")?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let served = runtime.block_on(run(config));
+        drop(runtime);
+        tracing.shutdown();
+        served
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -32,7 +39,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<()> {
+/// The configuration: file, environment, then this command's flags.
+fn config(args: &Args) -> Result<octavia::config::Config> {
     let mut loader = args.common.loader()?;
     if let Some(listen) = &args.listen {
         loader = loader.flag("api.listen", listen, "--listen");
@@ -40,7 +48,10 @@ async fn run(args: Args) -> Result<()> {
     if let Some(url) = &args.public_url {
         loader = loader.flag("api.public_url", url, "--public-url");
     }
-    let config = loader.load()?;
+    Ok(loader.load()?)
+}
+
+async fn run(config: octavia::config::Config) -> Result<()> {
     let pool = octavia::migrate::prepare(&config).await?;
     let listener = tokio::net::TcpListener::bind(&config.api.listen)
         .await

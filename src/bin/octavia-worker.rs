@@ -37,8 +37,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    octavia::telemetry::init();
     let outcome = config(&Args::parse()).and_then(|config| {
+        // Traces' exporter is made before the runtime and flushed after it (it blocks).
+        let tracing = octavia::telemetry::init_with(&config.telemetry, "octavia-worker")?;
         // The runtime's threads are a setting (worker.threads), so the configuration is
         // read before the runtime starts.
         let runtime = if config.worker.threads == 1 {
@@ -51,7 +52,10 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()?
         };
-        runtime.block_on(run(config))
+        let worked = runtime.block_on(run(config));
+        drop(runtime);
+        tracing.shutdown();
+        worked
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ mod pipeline;
 mod polar;
 mod pricing;
 mod storage;
+mod telemetry;
 mod worker;
 
 pub use api::ApiConfig;
@@ -21,6 +22,7 @@ pub use pipeline::PipelineConfig;
 pub use polar::PolarConfig;
 pub use pricing::PricingConfig;
 pub use storage::StorageConfig;
+pub use telemetry::TelemetryConfig;
 pub use worker::WorkerConfig;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,7 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub pricing: PricingConfig,
     pub polar: PolarConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 impl Config {
@@ -51,6 +54,7 @@ impl Config {
         self.pipeline.validate()?;
         self.pricing.validate()?;
         self.polar.validate()?;
+        self.telemetry.validate()?;
         Ok(())
     }
 

@@ -40,6 +40,8 @@ pub struct JobInfo {
     pub run: i32,
     pub segments_total: i32,
     pub priority: i16,
+    /// The W3C traceparent of the job's creation (`jobs.traceparent`).
+    pub traceparent: Option<String>,
 }
 
 impl JobInfo {
@@ -59,6 +61,7 @@ impl JobInfo {
             run: r.get("run"),
             segments_total: r.get("segments_total"),
             priority: r.get("priority"),
+            traceparent: r.get("traceparent"),
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct ClaimedSegment {
     pub max_attempts: i32,
     /// The plan's parameters for this segment.
     pub input: Value,
+    /// The W3C traceparent of the job's creation (`jobs.traceparent`).
+    pub traceparent: Option<String>,
 }
 
 impl ClaimedSegment {
@@ -104,6 +109,7 @@ impl ClaimedSegment {
             attempt: r.get("attempts"),
             max_attempts: r.get("max_attempts"),
             input: r.get::<_, Option<Value>>("input").unwrap_or(Value::Null),
+            traceparent: r.get("traceparent"),
         }
     }
 }

@@ -75,6 +75,7 @@ pub fn installed(tool: &Tool) -> bool {
 /// A non-zero exit is [`PipelineError::ToolFailed`] with the end of stderr. If the
 /// returned future is dropped (the job was cancelled or timed out) the program and
 /// everything it started is killed.
+#[tracing::instrument(name = "engine", skip_all, fields(otel.name = tool.program, engine = tool.program))]
 pub async fn run<I, S>(tool: &Tool, args: I, stdin: Option<Vec<u8>>) -> Result<Vec<u8>>
 where
     I: IntoIterator<Item = S>,

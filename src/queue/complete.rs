@@ -352,6 +352,7 @@ pub async fn plans_done(
                 attempt: 1,
                 max_attempts,
                 input: s.input.clone(),
+                traceparent: plan.step.job.traceparent.clone(),
             });
         }
     }

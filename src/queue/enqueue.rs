@@ -149,6 +149,8 @@ pub struct PaidJob<'a> {
     pub max_attempts: i32,
     /// The request's Idempotency-Key and the hash of what it asked for.
     pub idempotency: Option<Idempotency<'a>>,
+    /// The W3C traceparent of the request, which the job's attempts continue.
+    pub traceparent: Option<&'a str>,
 }
 
 /// An Idempotency-Key and the hash of the request that came with it.
@@ -192,6 +194,7 @@ pub async fn create<C: Session>(client: &C, job: &PaidJob<'_>) -> Result<Created
             &job.max_attempts,
             &key,
             &hash,
+            &job.traceparent,
         ],
     )
     .await;

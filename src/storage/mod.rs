@@ -191,6 +191,7 @@ impl Storage {
     }
 
     /// Writes `bytes` to `key`, replacing any object there.
+    #[tracing::instrument(name = "storage.put", skip_all, fields(otel.name = "storage.put", key = %key))]
     pub async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<()> {
         let location = parse_key(key)?;
         self.store.put(&location, bytes.into()).await?;
@@ -214,6 +215,7 @@ impl Storage {
     /// Writes a stream of chunks (such as an HTTP request body) to `key`, holding at most
     /// a few parts in memory; returns the size written. The object appears whole or not at
     /// all: a failed stream aborts the upload.
+    #[tracing::instrument(name = "storage.put", skip_all, fields(otel.name = "storage.put", key = %key))]
     pub async fn put_stream<S, E>(&self, key: &str, body: S) -> Result<u64>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
@@ -275,6 +277,7 @@ impl Storage {
     }
 
     /// As [`Storage::get_bytes`], with what the store said of the object it sent.
+    #[tracing::instrument(name = "storage.get", skip_all, fields(otel.name = "storage.get", key = %key))]
     pub async fn get_bytes_info(&self, key: &str) -> Result<(ObjectInfo, Bytes)> {
         let location = parse_key(key)?;
         let got = self
@@ -289,6 +292,7 @@ impl Storage {
 
     /// The object at `key` as a stream of chunks, with its size and date (for an HTTP
     /// response's headers). [`Error::NotFound`] when there is none.
+    #[tracing::instrument(name = "storage.get", skip_all, fields(otel.name = "storage.get", key = %key))]
     pub async fn get_stream(
         &self,
         key: &str,
@@ -334,6 +338,7 @@ impl Storage {
     }
 
     /// Size and date of the object at `key`, or `None` when there is none.
+    #[tracing::instrument(name = "storage.head", skip_all, fields(otel.name = "storage.head", key = %key))]
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         let location = parse_key(key)?;
         match self.store.head(&location).await {
@@ -345,6 +350,7 @@ impl Storage {
 
     /// Keys of every object under `prefix`, sorted. Prefixes match whole path segments:
     /// `media/u1` lists `media/u1/…` but not `media/u10/…`. An empty prefix lists all.
+    #[tracing::instrument(name = "storage.list", skip_all, fields(otel.name = "storage.list", prefix = %prefix))]
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let prefix = parse_prefix(prefix)?;
         let mut keys: Vec<String> = self
@@ -359,6 +365,7 @@ impl Storage {
 
     /// Every object under `prefix` (as in [`Storage::list`]) with its size and date, in
     /// no particular order.
+    #[tracing::instrument(name = "storage.list", skip_all, fields(otel.name = "storage.list", prefix = %prefix))]
     pub async fn list_info(&self, prefix: &str) -> Result<Vec<(String, ObjectInfo)>> {
         let prefix = parse_prefix(prefix)?;
         Ok(self
@@ -371,6 +378,7 @@ impl Storage {
 
     /// Deletes the objects at `keys`, in batches where the store has them (S3's
     /// DeleteObjects takes 1,000 keys a request). Missing objects are not an error.
+    #[tracing::instrument(name = "storage.delete", skip_all, fields(otel.name = "storage.delete", keys = keys.len()))]
     pub async fn delete_many(&self, keys: &[String]) -> Result<()> {
         let locations: Vec<Key> = keys.iter().map(|k| parse_key(k)).collect::<Result<_>>()?;
         let mut deleted = self
@@ -387,6 +395,7 @@ impl Storage {
 
     /// Deletes the object at `key`. Deleting a missing object succeeds, so a retried
     /// cleanup does not fail.
+    #[tracing::instrument(name = "storage.delete", skip_all, fields(otel.name = "storage.delete", key = %key))]
     pub async fn delete(&self, key: &str) -> Result<()> {
         let location = parse_key(key)?;
         match self.store.delete(&location).await {

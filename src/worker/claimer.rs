@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Claims while there are free slots and work, then waits for a wake-up, a poll tick, or a
 /// slot coming back. While claims come back full, another one starts beside the one in
@@ -233,7 +234,13 @@ async fn claim_once(
     let client = shared.lease_pool.get().await?;
     let steps = if claim_steps && free > 0 {
         let started = std::time::Instant::now();
-        let steps = claim::steps(&client, &shared.claim, free as i64).await?;
+        let steps = claim::steps(&client, &shared.claim, free as i64)
+            .instrument(tracing::info_span!(
+                "claim",
+                otel.name = "claim steps",
+                wanted = free
+            ))
+            .await?;
         metrics::claim("steps", free, steps.len(), started.elapsed());
         steps
     } else {
@@ -249,7 +256,13 @@ async fn claim_once(
     let left = free - claimed;
     if left + ahead > 0 {
         let started = std::time::Instant::now();
-        let mut segments = claim::segments(&client, &shared.claim, (left + ahead) as i64).await?;
+        let mut segments = claim::segments(&client, &shared.claim, (left + ahead) as i64)
+            .instrument(tracing::info_span!(
+                "claim",
+                otel.name = "claim segments",
+                wanted = left + ahead
+            ))
+            .await?;
         metrics::claim("segments", left + ahead, segments.len(), started.elapsed());
         claimed += segments.len();
         // The first ones take the free slots, the others wait for theirs, already in

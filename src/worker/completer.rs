@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// How long the completer waits for more outcomes before writing a batch.
@@ -135,7 +136,13 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) -> usize {
         };
         let done = persist(shared, "segment results", || async {
             let client = shared.lease_pool.get().await?;
-            complete::segments(&client, &segments, Some(lease)).await
+            complete::segments(&client, &segments, Some(lease))
+                .instrument(tracing::info_span!(
+                    "complete",
+                    otel.name = "complete segments",
+                    rows = segments.len()
+                ))
+                .await
         })
         .await;
         if let Some(done) = done {
@@ -178,7 +185,13 @@ async fn flush(shared: &Arc<Shared>, batch: &[Completion]) -> usize {
     if !finals.is_empty() {
         let done = persist(shared, "completed jobs", || async {
             let client = shared.jobs_pool.get().await?;
-            complete::jobs_done(&client, worker_id, &finals).await
+            complete::jobs_done(&client, worker_id, &finals)
+                .instrument(tracing::info_span!(
+                    "complete",
+                    otel.name = "complete jobs",
+                    rows = finals.len()
+                ))
+                .await
         })
         .await
         .unwrap_or_default();
@@ -224,7 +237,13 @@ async fn record_plans(shared: &Arc<Shared>, plans: &[complete::PlanRecord<'_>]) 
     };
     let done = persist(shared, "plans", || async {
         let client = shared.lease_pool.get().await?;
-        complete::plans_done(&client, worker_id, plans, Some(lease)).await
+        complete::plans_done(&client, worker_id, plans, Some(lease))
+            .instrument(tracing::info_span!(
+                "complete",
+                otel.name = "complete plans",
+                rows = plans.len()
+            ))
+            .await
     })
     .await;
     let Some(done) = done else {

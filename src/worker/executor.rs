@@ -41,7 +41,15 @@ async fn segment(
 ) {
     let key = Key::segment(&segment);
     let slot = Slot::new(&shared, permit, key);
-    let span = tracing::info_span!("segment", job.id = %segment.job_id, segment.index = segment.index, attempt = segment.attempt);
+    let span = tracing::info_span!(
+        "segment",
+        otel.name = "segment",
+        job.id = %segment.job_id,
+        segment.index = segment.index,
+        attempt = segment.attempt,
+        trace_id = tracing::field::Empty,
+    );
+    crate::telemetry::follow(&span, segment.traceparent.as_deref(), segment.attempt);
     async {
         let entry = slot.entry();
         let handler = shared.registry.get(&segment.job_type);
@@ -109,7 +117,15 @@ async fn step(
         step: Some(step.step),
     };
     let slot = Slot::new(&shared, permit, key);
-    let span = tracing::info_span!("step", job.id = %step.job.id, step = step.step.as_str(), attempt = step.attempt);
+    let span = tracing::info_span!(
+        "step",
+        otel.name = step.step.as_str(),
+        job.id = %step.job.id,
+        step = step.step.as_str(),
+        attempt = step.attempt,
+        trace_id = tracing::field::Empty,
+    );
+    crate::telemetry::follow(&span, step.job.traceparent.as_deref(), step.attempt);
     async {
         let entry = slot.entry();
         let handler = shared.registry.get(&step.job.job_type);

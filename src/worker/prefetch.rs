@@ -166,6 +166,7 @@ mod tests {
             attempt: 1,
             max_attempts: 5,
             input: Value::Null,
+            traceparent: None,
         }
     }
 

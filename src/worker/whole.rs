@@ -16,6 +16,7 @@ use crate::job::{ClaimedSegment, ClaimedStep, JobInfo, SegmentStatus, SegmentVie
 use crate::queue::complete::{self, Failure, FailureOutcome};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Whether a plan just made is run whole under its own lease: a single segment its handler
 /// says is short ([`Handler::runs_whole`]), nothing told the attempt to stop, and the
@@ -51,6 +52,7 @@ pub(super) async fn run(
         attempt: 1,
         max_attempts: step.max_attempts,
         input: planned.input.clone(),
+        traceparent: step.job.traceparent.clone(),
     };
     let ctx = SegmentContext {
         segment: segment.clone(),
@@ -59,7 +61,14 @@ pub(super) async fn run(
         cancel: entry.cancel.clone(),
     };
     let h = handler.clone();
-    let ran = supervise(async move { h.run_segment(&ctx).await }, timeout, entry).await;
+    // Within the plan's span: the segment and the finalize it runs whole.
+    let span = tracing::info_span!("segment", otel.name = "segment", segment.index = 0);
+    let ran = supervise(
+        async move { h.run_segment(&ctx).await }.instrument(span),
+        timeout,
+        entry,
+    )
+    .await;
     let result = match ran {
         Ok(result) if entry.reason().is_none() => result,
         Ok(_) if entry.reason() == Some(StopReason::JobStopping) => {
@@ -107,7 +116,13 @@ pub(super) async fn run(
         ran: Some(Arc::from(vec![ran])),
     };
     let h = handler.clone();
-    let finalized = supervise(async move { h.finalize(&ctx).await }, timeout, entry).await;
+    let span = tracing::info_span!("step", otel.name = "finalize", step = "finalize");
+    let finalized = supervise(
+        async move { h.finalize(&ctx).await }.instrument(span),
+        timeout,
+        entry,
+    )
+    .await;
     match finalized {
         // As for a finalize step, output finished while the job was being cancelled is kept.
         Ok(output) if entry.reason().is_none_or(|r| r == StopReason::JobStopping) => {

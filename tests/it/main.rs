@@ -14,6 +14,7 @@ mod schema;
 mod storage;
 mod support;
 mod tls;
+mod traces;
 mod whole;
 mod worker_binary;
 mod worker_signals;

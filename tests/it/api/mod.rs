@@ -7,7 +7,7 @@ mod events;
 mod fuzz;
 mod jobs;
 mod ops;
-mod outputs;
+pub mod outputs;
 mod retention;
 mod sealed;
 mod storage;
@@ -67,6 +67,19 @@ impl TestApi {
                 .unwrap(),
             shutdown,
             task: Some(task),
+        }
+    }
+
+    /// An API served elsewhere (by an `octavia-api` process) at `url`.
+    pub fn remote(url: String) -> TestApi {
+        TestApi {
+            url,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            shutdown: CancellationToken::new(),
+            task: None,
         }
     }
 

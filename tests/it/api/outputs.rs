@@ -6,11 +6,17 @@
 use super::storage::{complete, start_upload};
 use super::*;
 
-const SRT: &str = "1\n00:00:00,500 --> 00:00:02,500\nThe weather is very good today.\n\n\
+pub const SRT: &str = "1\n00:00:00,500 --> 00:00:02,500\nThe weather is very good today.\n\n\
                    2\n00:00:03,000 --> 00:00:05,000\nI would like a cup of coffee.\n";
 
 /// Uploads `bytes` through the API as `name` of `kind`, completed.
-async fn uploaded(api: &TestApi, token: &str, name: &str, kind: &str, bytes: Vec<u8>) -> String {
+pub async fn uploaded(
+    api: &TestApi,
+    token: &str,
+    name: &str,
+    kind: &str,
+    bytes: Vec<u8>,
+) -> String {
     let (media, url) = start_upload(api, token, name, kind, bytes.len()).await;
     let r = api.http.put(&url).body(bytes).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.status());

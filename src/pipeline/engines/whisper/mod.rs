@@ -205,6 +205,7 @@ impl SpeechToText for Whisper {
         Ok(())
     }
 
+    #[tracing::instrument(name = "engine", skip_all, fields(otel.name = "whisper", engine = "whisper", language = %language))]
     async fn transcribe(&self, wav: &Path, language: Language) -> Result<Vec<Phrase>> {
         let heard: Heard = self
             .pool

@@ -1,21 +1,57 @@
-//! Logging and metrics set-up shared by the binaries.
+//! Logging, traces and metrics set-up shared by the binaries.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer as _, fmt};
+
+mod traces;
+
+pub use traces::{Tracing, follow, traceparent};
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`); `OCTAVIA_LOG_FORMAT=json`
-/// writes one JSON object per line.
+/// writes one JSON object per line, with the fields of the spans it happened in (among
+/// them `trace_id` where traces are on). No traces.
 pub fn init() {
+    install(None);
+}
+
+/// [`init`], and traces exported as `config` says (none when `otlp_endpoint` is empty)
+/// under the service name `service` unless the configuration names one. Call it before
+/// the async runtime starts, and [`Tracing::shutdown`] after it ended.
+pub fn init_with(config: &crate::config::TelemetryConfig, service: &str) -> crate::Result<Tracing> {
+    let (tracing, layer) = traces::start(config, service)?;
+    install(layer);
+    Ok(tracing)
+}
+
+fn install(traces: Option<traces::Layer>) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,refinery_core=warn,tokio_postgres=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // Spans are exported whatever RUST_LOG says of the logs: the octavia crate's, from
+    // INFO up (requests, attempts, engine and storage calls, claims and writes).
+    let traces =
+        traces.map(|l| l.with_filter(Targets::new().with_target("octavia", tracing::Level::INFO)));
+    let registry = tracing_subscriber::registry().with(traces);
     let result = if std::env::var("OCTAVIA_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().try_init()
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .try_init()
     } else {
-        builder.try_init()
+        registry
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .try_init()
     };
     // Already initialised (tests): keep the first subscriber.
     let _ = result;
