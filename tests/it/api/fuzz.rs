@@ -1,11 +1,14 @@
 //! Bad input to every route: schemathesis (PyPI) generates requests from
 //! `/api/openapi.json`, valid and invalid, sent with a valid token. No answer may be a
 //! server error, and every answer must match the schema the document gives it.
+//!
+//! schemathesis is the pinned one bin/deps installs into .venv-api-tests from
+//! requirements/api-tests.txt.
 
 use super::*;
 use std::process::Stdio;
 
-const INSTALL: &str = "python3 -m pip install schemathesis";
+const INSTALL: &str = "bin/deps";
 
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
@@ -17,8 +20,8 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
     let (_, token) = signed_in(&api, &db, "user", 1000).await;
     let report = tempfile::tempdir().unwrap();
 
-    // Through python3 rather than the `schemathesis` script, which pip may put off PATH.
-    let run = tokio::process::Command::new("python3")
+    let python = api_tests_python();
+    let run = tokio::process::Command::new(&python)
         .args(["-m", "schemathesis.cli", "run"])
         .arg(format!("{}/api/openapi.json", api.url))
         .args(["--header", &format!("Authorization: Bearer {token}")])
@@ -52,13 +55,12 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
     let out = tokio::time::timeout(Duration::from_secs(540), run)
         .await
         .expect("schemathesis finishes within 9 minutes")
-        .unwrap_or_else(|e| {
-            panic!("python3 is needed to run schemathesis ({e}); then `{INSTALL}` (bin/deps does)")
-        });
+        .unwrap_or_else(|e| panic!("{} does not run ({e}): run `{INSTALL}`", python.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("No module named"),
-        "schemathesis is not installed; install it with `{INSTALL}` (bin/deps does)"
+        "schemathesis is not installed in {}: run `{INSTALL}`",
+        python.display()
     );
     assert!(
         out.status.success(),

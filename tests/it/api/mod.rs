@@ -19,6 +19,7 @@ use octavia::api::{self, ApiState};
 use octavia::config::Config;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -28,6 +29,21 @@ use uuid::Uuid;
 
 /// The local store's signing secret in tests.
 pub const SIGNING_SECRET: &str = "test-signing-secret-test-signing-secret";
+
+/// The Python of the API tests' own virtual environment, `.venv-api-tests`, where bin/deps
+/// installs schemathesis and standardwebhooks from requirements/api-tests.txt; a failure
+/// that says so when it is missing.
+#[track_caller]
+pub fn api_tests_python() -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-api-tests/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `bin/deps`, which installs the API tests' pinned schemathesis \
+         and standardwebhooks",
+        python.display()
+    );
+    python
+}
 
 /// A configuration for API tests: the local store in a temporary directory (kept alive by
 /// the returned value), signed links enabled.

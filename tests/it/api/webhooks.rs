@@ -1,5 +1,6 @@
 //! Polar webhooks, signed by an independent implementation: the `standardwebhooks`
-//! package from PyPI, run with python3.
+//! package from PyPI, pinned in requirements/api-tests.txt and run with the Python of
+//! .venv-api-tests, where bin/deps installs it.
 
 use super::*;
 use crate::support::assert_ledger_balances;
@@ -8,7 +9,7 @@ use std::process::Command;
 /// A secret in Standard Webhooks' form.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const PRODUCT: &str = "a1b2c3d4-0000-4000-8000-000000000001";
-const INSTALL: &str = "python3 -m pip install standardwebhooks";
+const INSTALL: &str = "bin/deps";
 
 /// The three headers standardwebhooks' `Webhook.sign` gives `body` at `timestamp`.
 fn sign(id: &str, timestamp: i64, body: &str) -> [(String, String); 3] {
@@ -16,15 +17,14 @@ fn sign(id: &str, timestamp: i64, body: &str) -> [(String, String); 3] {
         from standardwebhooks.webhooks import Webhook\n\
         ts = datetime.datetime.fromtimestamp(int(sys.argv[3]), tz=datetime.timezone.utc)\n\
         print(Webhook(sys.argv[1]).sign(sys.argv[2], ts, sys.stdin.read()))\n";
-    let mut child = Command::new("python3")
+    let python = api_tests_python();
+    let mut child = Command::new(&python)
         .args(["-c", script, SECRET, id, &timestamp.to_string()])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!("python3 is needed to sign test webhooks: {e}; then run `{INSTALL}`")
-        });
+        .unwrap_or_else(|e| panic!("{} does not run ({e}): run `{INSTALL}`", python.display()));
     use std::io::Write;
     child
         .stdin
@@ -35,8 +35,8 @@ fn sign(id: &str, timestamp: i64, body: &str) -> [(String, String); 3] {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "the standardwebhooks package signs the test webhooks; install it with `{INSTALL}` \
-         (bin/deps does): {}",
+        "the standardwebhooks package of {} signs the test webhooks; run `{INSTALL}`: {}",
+        python.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     let signature = String::from_utf8(out.stdout).unwrap().trim().to_string();
