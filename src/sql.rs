@@ -13,6 +13,8 @@ macro_rules! statements {
 }
 
 statements! {
+    API_KEY_CALLER => "api_key_caller.sql",
+    API_KEYS_OF_USER => "api_keys_of_user.sql",
     CANCEL_PENDING_SEGMENTS => "cancel_pending_segments.sql",
     CENSUS_JOBS => "census_jobs.sql",
     CENSUS_MEDIA => "census_media.sql",
@@ -26,6 +28,7 @@ statements! {
     CREATE_JOB => "create_job.sql",
     CREDIT_USER => "credit_user.sql",
     DEBIT_USER => "debit_user.sql",
+    DELETE_API_KEY => "delete_api_key.sql",
     DELETE_MEDIA => "delete_media.sql",
     DELETE_PROJECT => "delete_project.sql",
     DELETE_SEGMENTS => "delete_segments.sql",
@@ -39,6 +42,7 @@ statements! {
     HEARTBEAT => "heartbeat.sql",
     IDEMPOTENCY_KEY => "idempotency_key.sql",
     INSERT_CREDIT_ENTRIES => "insert_credit_entries.sql",
+    INSERT_API_KEY => "insert_api_key.sql",
     INSERT_JOBS => "insert_jobs.sql",
     INSERT_MEDIA => "insert_media.sql",
     INSERT_PROJECT => "insert_project.sql",

@@ -1,10 +1,13 @@
 //! Bearer tokens: how they are made and stored, and [`Caller`], the extractor that turns
 //! `Authorization: Bearer …` into the signed-in user or a 401.
 //!
-//! A token is 32 random bytes in unpadded base64url, shown once when the session opens.
-//! Only its SHA-256 is stored (`sessions.token_hash`): the token carries 256 bits of
-//! entropy, so an unsalted fast hash is enough to make a copy of the table useless, and it
-//! lets the lookup be one indexed equality.
+//! A session token is 32 random bytes in unpadded base64url, shown once when the session
+//! opens; an API key is [`KEY_PREFIX`] and 32 more random bytes, shown once when it is
+//! made ([`super::keys`]). Only their SHA-256 is stored (`sessions.token_hash`,
+//! `api_keys.key_hash`): each carries 256 bits of entropy, so an unsalted fast hash is
+//! enough to make a copy of the tables useless, and it lets the lookup be one indexed
+//! equality. The prefix tells the two apart before any query, and lets secret scanners
+//! recognise a leaked key.
 
 use super::error::ApiError;
 use super::state::ApiState;
@@ -20,6 +23,9 @@ use uuid::Uuid;
 /// Length of a token as handed out: 32 bytes in unpadded base64url.
 const TOKEN_LEN: usize = 43;
 
+/// What every API key starts with.
+pub const KEY_PREFIX: &str = "octk_";
+
 /// A fresh bearer token.
 pub fn new_token() -> String {
     // ThreadRng is a CSPRNG seeded from the operating system.
@@ -32,17 +38,37 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// What a request was authenticated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A session opened by signing in (`sessions.id`).
+    Session(Uuid),
+    /// An API key (`api_keys.id`).
+    Key(Uuid),
+}
+
 /// The signed-in user of a request. Extracting it authenticates the request: without a
-/// valid token the handler never runs and the client gets 401.
+/// valid token or key the handler never runs and the client gets 401.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: Uuid,
-    pub session_id: Uuid,
+    pub credential: Credential,
     pub email: String,
     pub role: String,
 }
 
 impl Caller {
+    /// The session of a caller who signed in; 403 for one using an API key, which may not
+    /// manage sessions or keys (a leaked key must not be able to mint others).
+    pub fn session(&self, what: &str) -> Result<Uuid, ApiError> {
+        match self.credential {
+            Credential::Session(id) => Ok(id),
+            Credential::Key(_) => Err(ApiError::Forbidden(format!(
+                "{what} needs a signed-in session (POST /api/sessions), not an API key"
+            ))),
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == "admin"
     }
@@ -58,13 +84,23 @@ impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
+        let (token, is_key) = bearer_token(parts)?;
         let client = state.pool.get().await?;
-        let row = db::query_opt(&client, sql::SESSION_BY_TOKEN, &[&token_hash(token)])
+        let statement = if is_key {
+            sql::API_KEY_CALLER
+        } else {
+            sql::SESSION_BY_TOKEN
+        };
+        let row = db::query_opt(&client, statement, &[&token_hash(token)])
             .await?
             .ok_or_else(|| ApiError::Unauthorized("the bearer token is not valid".into()))?;
+        let id = row.get("id");
         Ok(Caller {
-            session_id: row.get("id"),
+            credential: if is_key {
+                Credential::Key(id)
+            } else {
+                Credential::Session(id)
+            },
             user_id: row.get("user_id"),
             email: row.get("email"),
             role: row.get("role"),
@@ -73,8 +109,9 @@ impl FromRequestParts<ApiState> for Caller {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme in any case, as
-/// RFC 9110 allows). A token that could not have been issued is refused without a query.
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+/// RFC 9110 allows), and whether it is an API key. A token that could not have been
+/// issued is refused without a query.
+fn bearer_token(parts: &Parts) -> Result<(&str, bool), ApiError> {
     let missing = || {
         ApiError::Unauthorized(
             "this route needs an `Authorization: Bearer <token>` header; POST /api/sessions \
@@ -93,16 +130,29 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
         return Err(missing());
     }
     let token = token.trim();
-    let well_formed = token.len() == TOKEN_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !well_formed {
+    let (random, is_key) = match token.strip_prefix(KEY_PREFIX) {
+        Some(rest) => (rest, true),
+        None => (token, false),
+    };
+    if !well_formed(random) {
         return Err(ApiError::Unauthorized(
             "the bearer token is not valid".into(),
         ));
     }
-    Ok(token)
+    Ok((token, is_key))
+}
+
+/// Whether `random` could be the random part of a token or key this API made.
+fn well_formed(random: &str) -> bool {
+    random.len() == TOKEN_LEN
+        && random
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A fresh API key.
+pub fn new_key() -> String {
+    format!("{KEY_PREFIX}{}", new_token())
 }
 
 #[cfg(test)]
@@ -135,11 +185,16 @@ mod tests {
         };
         assert_eq!(
             bearer_token(&parts(&format!("Bearer {token}"))).unwrap(),
-            token
+            (token.as_str(), false)
         );
         assert_eq!(
             bearer_token(&parts(&format!("bearer  {token} "))).unwrap(),
-            token
+            (token.as_str(), false)
+        );
+        let key = new_key();
+        assert_eq!(
+            bearer_token(&parts(&format!("Bearer {key}"))).unwrap(),
+            (key.as_str(), true)
         );
         for bad in [
             format!("Basic {token}"),
@@ -147,6 +202,8 @@ mod tests {
             format!("Bearer {token}x"),
             format!("Bearer {}", &token[1..]),
             "Bearer ../../etc/passwd0000000000000000000000000".to_string(),
+            format!("Bearer {KEY_PREFIX}{}", &token[1..]),
+            format!("Bearer {KEY_PREFIX}{KEY_PREFIX}{token}"),
         ] {
             assert!(bearer_token(&parts(&bad)).is_err(), "{bad}");
         }

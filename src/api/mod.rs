@@ -23,6 +23,7 @@ mod feed;
 mod health;
 mod inspect;
 mod jobs;
+mod keys;
 mod me;
 mod media;
 mod metrics;
@@ -75,6 +76,8 @@ fn routes(config: &Config) -> OpenApiRouter<ApiState> {
     let limited = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(sessions::create))
         .routes(routes!(sessions::delete_current))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::delete))
         .routes(routes!(projects::create, projects::list))
         .routes(routes!(projects::delete))
         .routes(routes!(uploads::create))

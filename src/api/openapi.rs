@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
     components(schemas(super::events::JobEvent)),
     tags(
         (name = "sessions", description = "Sign in and out"),
+        (name = "keys", description = "API keys for servers that call the API"),
         (name = "projects", description = "Folders for media and jobs"),
         (name = "uploads", description = "Media files: upload, complete, read"),
         (name = "jobs", description = "Translation jobs"),
@@ -42,7 +43,7 @@ impl Modify for BearerScheme {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A token from POST /api/sessions"))
+                    .description(Some("A token from POST /api/sessions, or an API key (octk_…) from POST /api/keys"))
                     .build(),
             ),
         );

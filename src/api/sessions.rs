@@ -148,6 +148,7 @@ pub async fn create(
     responses(
         (status = 204, description = "Signed out"),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Authenticated by an API key, which DELETE /api/keys/{id} revokes", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -155,7 +156,8 @@ pub async fn delete_current(
     State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
+    let session = caller.session("signing out")?;
     let client = state.pool.get().await?;
-    db::execute(&client, sql::DELETE_SESSION, &[&caller.session_id]).await?;
+    db::execute(&client, sql::DELETE_SESSION, &[&session]).await?;
     Ok(StatusCode::NO_CONTENT)
 }

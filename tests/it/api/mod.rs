@@ -6,6 +6,7 @@ mod clients;
 mod events;
 mod fuzz;
 mod jobs;
+mod keys;
 mod ops;
 pub mod outputs;
 mod retention;
