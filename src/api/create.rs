@@ -14,7 +14,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ErrorBody, check_json};
 use super::jobs::{self, JobResponse};
 use super::state::ApiState;
-use super::{media, projects};
+use super::{limits, media, projects};
 use crate::credits;
 use crate::db::Session;
 use crate::job::{JobType, MediaType};
@@ -181,6 +181,9 @@ async fn replay<C: Session>(
         (status = 410, description = "The input expired: the retention policy deleted its file", body = ErrorBody),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
         (status = 422, description = "Invalid job type, input or options", body = ErrorBody),
+        (status = 429, description = "More requests to create jobs in a minute than \
+            api.job_creations_per_minute allows", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the minute ends"))),
     ),
     security(("bearer" = []))
 )]
@@ -190,6 +193,9 @@ pub async fn create_job(
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewJobRequest>,
 ) -> Result<Response, ApiError> {
+    let client = state.pool.get().await?;
+    // First, so that a client over its rate costs one statement, whatever it sent.
+    limits::job_creation(&client, &state.config.api, caller.user_id).await?;
     let key = idempotency_key(&headers)?;
     let job_type: JobType = body.job_type.parse().map_err(ApiError::Invalid)?;
     let options = if body.options.is_null() {
@@ -199,7 +205,6 @@ pub async fn create_job(
     };
     check_options(job_type, &options)?;
     let hash = request_hash(&body);
-    let client = state.pool.get().await?;
     if let Some(key) = &key
         && let Some(response) = replay(&state, &client, &caller, key, &hash).await?
     {

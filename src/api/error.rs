@@ -50,6 +50,13 @@ pub enum ApiError {
     /// 422: well-formed, but a value is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// 429: a request limit is reached (failed sign-ins, job creations); answered with
+    /// `Retry-After`, the seconds until the limit's window ends.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_seconds: u64,
+    },
     /// 503: the database or the object store cannot be reached right now; retrying later
     /// may succeed. The detail is logged, not shown.
     #[error("{0}")]
@@ -70,7 +77,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// One of: bad_request, unauthorized, insufficient_credits, forbidden, not_found,
     /// conflict, idempotency_key_reused, gone, method_not_allowed, timeout, too_large,
-    /// unsupported_media_type, invalid, internal, unavailable.
+    /// unsupported_media_type, invalid, too_many_requests, internal, unavailable.
     pub code: String,
     pub message: String,
     /// With insufficient_credits: what the job costs.
@@ -94,6 +101,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -134,6 +142,7 @@ pub fn code_of(status: StatusCode) -> &'static str {
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         s if s.is_client_error() => "bad_request",
         _ => "internal",
@@ -167,6 +176,13 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let retry_after = match &self {
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => Some(*retry_after_seconds),
+            _ => None,
+        };
         let (price, balance) = match self {
             ApiError::InsufficientCredits { price, balance } => (Some(price), Some(balance)),
             _ => (None, None),
@@ -189,6 +205,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -364,6 +385,25 @@ mod tests {
         for (e, status) in cases {
             assert_eq!(ApiError::from(e).status(), status);
         }
+    }
+
+    #[tokio::test]
+    async fn a_429_says_when_to_retry() {
+        let response = ApiError::TooManyRequests {
+            message: "slow down".into(),
+            retry_after_seconds: 42,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "too_many_requests", "message": "slow down"}})
+        );
     }
 
     #[tokio::test]

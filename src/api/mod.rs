@@ -4,8 +4,9 @@
 //!
 //! One module per concept: [`auth`] (bearer tokens), `sessions`, `projects`, `uploads`,
 //! `media` (media rows and their download links), `jobs` and `create` (job creation with
-//! its price and idempotency), `events` (live progress over SSE, fed by `feed`, the
-//! process's LISTEN connection), `me`, `webhooks` (Polar payments), `inspect` (what an
+//! its price and idempotency), `limits` (sign-in throttling and job creation rates, counted
+//! in PostgreSQL), `events` (live progress over SSE, fed by `feed`, the process's LISTEN
+//! connection), `me`, `webhooks` (Polar payments), `inspect` (what an
 //! upload is), `storage_routes` (the local store's signed links), `health`, `metrics`,
 //! `openapi`; `state`, what every route shares; and [`error`], the one error type every
 //! route answers with. Routes need the job model and the queue, never the job types'
@@ -24,6 +25,7 @@ mod health;
 mod inspect;
 mod jobs;
 mod keys;
+pub mod limits;
 mod me;
 mod media;
 mod metrics;

@@ -2,6 +2,7 @@
 
 use super::auth::{self, Caller};
 use super::error::{ApiError, ApiJson, ErrorBody};
+use super::limits;
 use super::state::ApiState;
 use crate::{db, sql, users};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -82,6 +83,10 @@ const MAX_USER_AGENT: usize = 512;
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Missing or mistyped fields", body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins to this email or from this address \
+            (api.sign_in_failures_per_account, api.sign_in_failures_per_ip): every attempt, even \
+            with the right password, until the window ends", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window ends"))),
     ),
     security(())
 )]
@@ -92,6 +97,10 @@ pub async fn create(
     ApiJson(body): ApiJson<NewSession>,
 ) -> Result<impl IntoResponse, ApiError> {
     let client = state.pool.get().await?;
+    // Counted before anything is looked up or verified, the same for an unknown email as
+    // for a known one: a throttled attempt costs no argon2 and tells nothing.
+    let attempt =
+        limits::SignIn::attempt(&client, &state.config.api, &body.email, ip.as_deref()).await?;
     let user = users::by_email(&client, &body.email).await?;
     let hash = user
         .as_ref()
@@ -110,6 +119,7 @@ pub async fn create(
             ));
         }
     };
+    attempt.succeeded(&client).await?;
     let token = auth::new_token();
     let user_agent: Option<String> = headers
         .get(header::USER_AGENT)

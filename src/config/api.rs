@@ -16,6 +16,16 @@ pub struct ApiConfig {
     pub max_upload_bytes: u64,
     /// Lifetime of a session's bearer token.
     pub session_ttl_seconds: u64,
+    /// Failed sign-ins to one account (known or not) within a window; the next attempt,
+    /// even with the right password, is answered 429 until the window ends. 0: no limit.
+    pub sign_in_failures_per_account: u64,
+    /// Failed sign-ins from one client address within a window, whatever the accounts.
+    /// 0: no limit.
+    pub sign_in_failures_per_ip: u64,
+    /// The sign-in windows' length: one opens with the first failure counted.
+    pub sign_in_window_seconds: u64,
+    /// `POST /api/jobs` requests of one user within a minute; 0: no limit.
+    pub job_creations_per_minute: u64,
 }
 
 impl Default for ApiConfig {
@@ -28,6 +38,10 @@ impl Default for ApiConfig {
             // A presigned S3 PUT is a single request, which S3 caps at 5 GiB.
             max_upload_bytes: 5 << 30,
             session_ttl_seconds: 30 * 24 * 3600,
+            sign_in_failures_per_account: 30,
+            sign_in_failures_per_ip: 100,
+            sign_in_window_seconds: 60,
+            job_creations_per_minute: 60,
         }
     }
 }
@@ -59,6 +73,26 @@ impl ApiConfig {
                 "api.session_ttl_seconds",
                 "must be at most ten years".into(),
             ));
+        }
+        positive("api.sign_in_window_seconds", self.sign_in_window_seconds)?;
+        if self.sign_in_window_seconds > 24 * 3600 {
+            return Err(("api.sign_in_window_seconds", "must be at most a day".into()));
+        }
+        // The counters are the database's int.
+        for (name, limit) in [
+            (
+                "api.sign_in_failures_per_account",
+                self.sign_in_failures_per_account,
+            ),
+            ("api.sign_in_failures_per_ip", self.sign_in_failures_per_ip),
+            (
+                "api.job_creations_per_minute",
+                self.job_creations_per_minute,
+            ),
+        ] {
+            if limit > 1_000_000 {
+                return Err((name, "must be at most 1000000 (0: no limit)".into()));
+            }
         }
         Ok(())
     }

@@ -15,6 +15,9 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
     let db = TestDb::new().await;
     let (mut config, _dir) = config(&db);
     config.pricing.noop = 1;
+    // Every generated POST /api/jobs should reach the job checks: past the default rate most
+    // would be answered 429 before them. The 429 itself is tested in limits.rs.
+    config.api.job_creations_per_minute = 0;
     config.polar.webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into();
     let api = TestApi::start(config).await;
     let (_, token) = signed_in(&api, &db, "user", 1000).await;

@@ -7,6 +7,7 @@ mod events;
 mod fuzz;
 mod jobs;
 mod keys;
+mod limits;
 mod ops;
 pub mod outputs;
 mod retention;
