@@ -181,6 +181,8 @@ async fn migrated_schema_has_the_seed_foreign_keys_enums_and_indexes() {
     fks.sort();
     // confdeltype: a = NO ACTION, c = CASCADE, n = SET NULL.
     let mut expected: Vec<(String, String, String, String, String)> = [
+        // V10: API keys go with their user.
+        ("api_keys", "user_id", "users", "id", "c"),
         ("credits_history", "job_id", "jobs", "id", "a"),
         ("credits_history", "user_id", "users", "id", "c"),
         // V3: the API's idempotency keys go with their user and their job.

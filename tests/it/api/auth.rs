@@ -35,6 +35,13 @@ fn protected_routes(job: Uuid, media: Uuid) -> Vec<(Method, String, Option<Value
         (Method::GET, format!("/api/jobs/{job}/events"), None),
         (Method::GET, format!("/api/jobs/{job}/transcript"), None),
         (Method::GET, "/api/me".into(), None),
+        (
+            Method::POST,
+            "/api/keys".into(),
+            Some(json!({"name": "ci"})),
+        ),
+        (Method::GET, "/api/keys".into(), None),
+        (Method::DELETE, format!("/api/keys/{media}"), None),
     ]
 }
 
