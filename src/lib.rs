@@ -21,6 +21,7 @@ pub mod sql;
 pub mod storage;
 pub mod telemetry;
 pub mod users;
+pub mod webhooks;
 pub mod worker;
 
 pub use config::Config;

@@ -2,7 +2,8 @@
 //!
 //! Deliveries are signed by the Standard Webhooks scheme Polar uses: `webhook-signature`
 //! holds `v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">` entries
-//! (several during a secret rotation), keyed with `polar.webhook_secret`. A delivery whose
+//! (several during a secret rotation), keyed with `polar.webhook_secret`
+//! ([`crate::webhooks::signature`], which also signs Octavia's own webhooks). A delivery whose
 //! timestamp is more than `polar.timestamp_tolerance_seconds` from now is refused, so a
 //! captured request cannot be replayed later.
 //!
@@ -17,16 +18,13 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::state::ApiState;
+use crate::webhooks::signature;
 use crate::{credits, db, sql, users};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::Sha256;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -61,19 +59,7 @@ pub fn verify(
     let id = header("webhook-id")?;
     let timestamp = header("webhook-timestamp")?;
     let signatures = header("webhook-signature")?;
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-        .map_err(|e| ApiError::Internal(format!("webhook key: {e}")))?;
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let valid = signatures.split(' ').any(|entry| {
-        entry
-            .strip_prefix("v1,")
-            .and_then(|sig| STANDARD.decode(sig).ok())
-            .is_some_and(|sig| mac.clone().verify_slice(&sig).is_ok())
-    });
+    let valid = signature::verify(key, id, timestamp, body, signatures);
     if !valid {
         return Err(ApiError::Unauthorized(
             "the webhook signature is not valid".into(),
@@ -258,7 +244,7 @@ mod tests {
     /// timestamp 1614265330, body `{"test": 2432232314}`.
     #[test]
     fn verifies_the_specification_example() {
-        let key = STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let key = signature::decode_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let body = br#"{"test": 2432232314}"#;
         let good = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
         let h = headers("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", good);

@@ -34,16 +34,14 @@ impl Default for PolarConfig {
 impl PolarConfig {
     /// The HMAC key of the webhook signatures; `None` when no secret is configured.
     pub fn signing_key(&self) -> Option<Vec<u8>> {
-        use base64::Engine;
+        use crate::webhooks::signature;
         if self.webhook_secret.is_empty() {
             return None;
         }
-        match self.webhook_secret.strip_prefix("whsec_") {
-            Some(encoded) => base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .ok(),
-            None => Some(self.webhook_secret.as_bytes().to_vec()),
+        if self.webhook_secret.starts_with(signature::SECRET_PREFIX) {
+            return signature::decode_secret(&self.webhook_secret);
         }
+        Some(self.webhook_secret.as_bytes().to_vec())
     }
 
     /// The product → credits map of `products`, or why it cannot be read.
