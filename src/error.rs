@@ -50,7 +50,7 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 /// An error with its causes: object_store's own message stops at "error sending
 /// request", while the cause that tells an operator what to fix ("Connection refused", a
 /// DNS failure, a TLS error) is further down the chain.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -6,7 +6,8 @@
 //! `media` (media rows and their download links), `jobs` and `create` (job creation with
 //! its price and idempotency), `limits` (sign-in throttling and job creation rates, counted
 //! in PostgreSQL), `events` (live progress over SSE, fed by `feed`, the process's LISTEN
-//! connection), `me`, `webhooks` (Polar payments), `inspect` (what an
+//! connection), `me`, `webhooks` (Polar payments), `webhook_endpoints` (the job webhooks
+//! a user registers, and their deliveries), `inspect` (what an
 //! upload is), `storage_routes` (the local store's signed links), `health`, `metrics`,
 //! `openapi`; `state`, what every route shares; and [`error`], the one error type every
 //! route answers with. Routes need the job model and the queue, never the job types'
@@ -36,6 +37,7 @@ mod state;
 mod storage_routes;
 mod transcript;
 mod uploads;
+mod webhook_endpoints;
 mod webhooks;
 
 pub use auth::Caller;
@@ -94,6 +96,10 @@ fn routes(config: &Config) -> OpenApiRouter<ApiState> {
         .routes(routes!(events::job_events))
         .routes(routes!(me::me))
         .routes(routes!(webhooks::polar))
+        .routes(routes!(webhook_endpoints::create, webhook_endpoints::list))
+        .routes(routes!(webhook_endpoints::delete))
+        .routes(routes!(webhook_endpoints::rotate))
+        .routes(routes!(webhook_endpoints::deliveries))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::render))

@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi};
         (name = "uploads", description = "Media files: upload, complete, read"),
         (name = "jobs", description = "Translation jobs"),
         (name = "account", description = "The signed-in user"),
+        (name = "webhooks", description = "Job webhooks: endpoints told when jobs end, and their deliveries"),
         (name = "payments", description = "Payment provider webhooks"),
         (name = "storage", description = "The local store's signed links"),
         (name = "operations", description = "Health, readiness, metrics, this document"),

@@ -12,6 +12,7 @@ mod polar;
 mod pricing;
 mod storage;
 mod telemetry;
+mod webhooks;
 mod worker;
 
 pub use api::ApiConfig;
@@ -23,6 +24,7 @@ pub use polar::PolarConfig;
 pub use pricing::PricingConfig;
 pub use storage::StorageConfig;
 pub use telemetry::TelemetryConfig;
+pub use webhooks::WebhooksConfig;
 pub use worker::WorkerConfig;
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,7 @@ pub struct Config {
     pub pricing: PricingConfig,
     pub polar: PolarConfig,
     pub telemetry: TelemetryConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 impl Config {
@@ -55,6 +58,7 @@ impl Config {
         self.pricing.validate()?;
         self.polar.validate()?;
         self.telemetry.validate()?;
+        self.webhooks.validate()?;
         Ok(())
     }
 

@@ -11,7 +11,8 @@
 //! This file is the lifecycle (start, run, graceful shutdown). The roles, each in a file
 //! of its own and none importing one above it: a step's trip is [`claimer`] →
 //! [`executor`] (and [`whole`] for a job run whole) → [`completer`] → `crate::queue`;
-//! [`maintenance`] renews, rescues and prunes beside them; [`shared`] is what they share.
+//! [`maintenance`] renews, rescues and prunes beside them; [`webhooks`] delivers job
+//! webhooks beside them all; [`shared`] is what they share.
 
 mod attempt;
 mod claimer;
@@ -24,6 +25,7 @@ mod metrics;
 mod prefetch;
 mod registry;
 mod shared;
+mod webhooks;
 mod whole;
 
 pub use handler::{Handler, HandlerError, Plan, SegmentContext, StepContext};
@@ -140,6 +142,9 @@ impl Worker {
             tokio::spawn(async move { shared.events.run(shared.lease_pool.clone(), stop).await })
         };
         tokio::spawn(maintenance::warn_of_vacuum_problems(shared.clone()));
+        // Stops claiming at the first signal, like the job roles; its attempts in flight
+        // finish within webhooks.timeout_seconds.
+        let webhooks = tokio::spawn(webhooks::delivery_loop(shared.clone(), shutdown.clone()));
         let tasks = shared.tasks.clone();
         let feeder = tokio::spawn(claimer::feed_prefetched(
             shared.clone(),
@@ -181,6 +186,7 @@ impl Worker {
         drop(done_tx);
         shared.set_done(None);
         let _ = completer.await;
+        let _ = webhooks.await;
         background.cancel();
         let _ = heart.await;
         let _ = rescuer.await;

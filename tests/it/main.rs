@@ -15,6 +15,7 @@ mod storage;
 mod support;
 mod tls;
 mod traces;
+mod webhooks;
 mod whole;
 mod worker_binary;
 mod worker_signals;

@@ -199,6 +199,18 @@ async fn migrated_schema_has_the_seed_foreign_keys_enums_and_indexes() {
         ("projects", "user_id", "users", "id", "c"),
         ("sessions", "user_id", "users", "id", "c"),
         ("transactions", "user_id", "users", "id", "n"),
+        // V13: webhook endpoints go with their user or their project, deliveries with
+        // their endpoint or their job.
+        (
+            "webhook_deliveries",
+            "endpoint_id",
+            "webhook_endpoints",
+            "id",
+            "c",
+        ),
+        ("webhook_deliveries", "job_id", "jobs", "id", "c"),
+        ("webhook_endpoints", "project_id", "projects", "id", "c"),
+        ("webhook_endpoints", "user_id", "users", "id", "c"),
     ]
     .iter()
     .map(|(a, b, c, d, e)| {

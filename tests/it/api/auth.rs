@@ -42,6 +42,27 @@ fn protected_routes(job: Uuid, media: Uuid) -> Vec<(Method, String, Option<Value
         ),
         (Method::GET, "/api/keys".into(), None),
         (Method::DELETE, format!("/api/keys/{media}"), None),
+        (
+            Method::POST,
+            "/api/webhooks/endpoints".into(),
+            Some(json!({"url": "https://hooks.example.com/", "events": ["job.completed"]})),
+        ),
+        (Method::GET, "/api/webhooks/endpoints".into(), None),
+        (
+            Method::DELETE,
+            format!("/api/webhooks/endpoints/{media}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/webhooks/endpoints/{media}/rotate"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/webhooks/endpoints/{media}/deliveries"),
+            None,
+        ),
     ]
 }
 
