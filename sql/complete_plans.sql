@@ -10,9 +10,12 @@
 -- Segments the worker marked in $11 are inserted already leased to it (for $12 seconds,
 -- attempt 1): it has free slots for them, and it saves a claim of each. Segment ids ($10)
 -- come from the worker, which then runs the leased ones. A cancelling job's segments are
--- never leased. Wakes the workers on commit when anything was left for them. Returns
--- (job, cancelling, max_attempts) per plan recorded: a job whose cancel was requested
--- meanwhile is settled by the caller.
+-- never leased, nor are those of a user with a ceiling (users.max_running_segments),
+-- which only the claim hands out. Segments take their job's user as owner_id (the nil
+-- UUID without one), the key the claim shares by. Wakes the workers on commit when
+-- anything was left for them. Returns (job, cancelling, unleasable, max_attempts) per
+-- plan recorded: a job whose cancel was requested meanwhile is settled by the caller;
+-- the segments of an unleasable one were all inserted pending.
 WITH locked AS MATERIALIZED (
     -- Job rows are locked in id order, as every statement writing several jobs (the
     -- heartbeat among them) locks them, so they cannot deadlock. Found by key only (see
@@ -41,18 +44,26 @@ WITH locked AS MATERIALIZED (
     WHERE j.id = l.id AND l.attempts = l.attempt AND l.locked_by = $1
       AND l.step = 'plan' AND l.status = 'running'
     RETURNING j.id, j.priority, j.max_attempts, l.n, l.first,
-              j.cancel_requested_at IS NOT NULL AS cancelling
+              j.cancel_requested_at IS NOT NULL AS cancelling,
+              coalesce(j.user_id, '00000000-0000-0000-0000-000000000000') AS owner_id,
+              -- A user with a ceiling gets its segments through the claim, which checks it.
+              j.cancel_requested_at IS NOT NULL
+                OR EXISTS (SELECT 1 FROM users u
+                           WHERE u.id = j.user_id AND u.max_running_segments IS NOT NULL)
+                AS unleasable
 ), inserted AS (
     -- Each recorded plan unnests its own slice of the segment arrays: no join between the
     -- segments and the plans, whose generic plan could only guess their sizes.
     INSERT INTO job_segments (id, job_id, segment_index, start_ms, end_ms, input, priority,
-                              max_attempts, status, locked_by, lease_expires_at, attempts)
+                              max_attempts, status, locked_by, lease_expires_at, attempts,
+                              owner_id)
     SELECT s.id, p.id, (s.ord - 1)::int, s.start_ms, s.end_ms, s.input, p.priority,
            p.max_attempts,
-           CASE WHEN s.leased AND NOT p.cancelling THEN 'running' ELSE 'pending' END,
-           CASE WHEN s.leased AND NOT p.cancelling THEN $1 END,
-           CASE WHEN s.leased AND NOT p.cancelling THEN now() + make_interval(secs => $12) END,
-           CASE WHEN s.leased AND NOT p.cancelling THEN 1 ELSE 0 END
+           CASE WHEN s.leased AND NOT p.unleasable THEN 'running' ELSE 'pending' END,
+           CASE WHEN s.leased AND NOT p.unleasable THEN $1 END,
+           CASE WHEN s.leased AND NOT p.unleasable THEN now() + make_interval(secs => $12) END,
+           CASE WHEN s.leased AND NOT p.unleasable THEN 1 ELSE 0 END,
+           p.owner_id
     FROM planned p
     CROSS JOIN LATERAL unnest(
         ($7::int[])[p.first + 1 : p.first + p.n],
@@ -70,5 +81,5 @@ WITH locked AS MATERIALIZED (
                 SELECT 1 FROM planned WHERE n = 0) ready
           LIMIT 1) x
 )
-SELECT p.id, p.cancelling, p.max_attempts
+SELECT p.id, p.cancelling, p.unleasable, p.max_attempts
 FROM planned p, notified

@@ -1,4 +1,4 @@
-//! Users: creation with an argon2 password hash, lookup, password checks.
+//! Users: creation with an argon2 password hash, lookup, password checks, fair shares.
 
 use crate::credits;
 use crate::db;
@@ -109,4 +109,72 @@ pub async fn by_email<C: Session>(client: &C, email: &str) -> Result<Option<User
             role: r.get("role"),
             credits: r.get("credits"),
         }))
+}
+
+/// A user's fair share of the fleet, as `set_share` left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub email: String,
+    pub weight: i32,
+    pub max_running_segments: Option<i32>,
+}
+
+/// Who [`set_share`] changes.
+#[derive(Debug, Clone)]
+pub enum Whom<'a> {
+    Email(&'a str),
+    /// Every user of the role, as they are now (users created later have weight 1 and no
+    /// ceiling).
+    Role(&'a str),
+}
+
+/// Sets the share weight (1 to 10,000) and the ceiling on leased segments (`Some(0)`: none)
+/// of a user or of every user of a role, leaving what is `None` unchanged. Returns each user
+/// changed: none when no user matched.
+pub async fn set_share<C: Session>(
+    client: &C,
+    whom: Whom<'_>,
+    weight: Option<i32>,
+    max_running_segments: Option<i32>,
+) -> Result<Vec<Share>> {
+    if let Some(w) = weight
+        && !(1..=10_000).contains(&w)
+    {
+        return Err(Error::Invalid(format!(
+            "the share weight must be between 1 and 10000, not {w}"
+        )));
+    }
+    if let Some(m) = max_running_segments
+        && m < 0
+    {
+        return Err(Error::Invalid(format!(
+            "the ceiling on running segments must be positive (or 0 for none), not {m}"
+        )));
+    }
+    if let Whom::Role(r) = whom
+        && !ROLES.contains(&r)
+    {
+        return Err(Error::Invalid(format!(
+            "`{r}` is not a role (roles: {})",
+            ROLES.join(", ")
+        )));
+    }
+    let (email, role) = match whom {
+        Whom::Email(e) => (Some(e), None),
+        Whom::Role(r) => (None, Some(r)),
+    };
+    let rows = db::query(
+        client,
+        sql::SET_USER_SHARE,
+        &[&email, &role, &weight, &max_running_segments],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Share {
+            email: r.get("email"),
+            weight: r.get("share_weight"),
+            max_running_segments: r.get("max_running_segments"),
+        })
+        .collect())
 }

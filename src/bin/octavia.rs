@@ -72,6 +72,25 @@ enum UsersCommand {
     /// Delete a user: their projects, sessions, media files and stored files. Their jobs and
     /// payments stay, without an owner. Refused while one of their jobs is in progress.
     Delete { email: String },
+    /// Set a user's share of the fleet (or that of every user of a role): its weight
+    /// against the other users with work ready, and a ceiling on its segments running at
+    /// once across every worker
+    Share {
+        /// The user's email (or --role)
+        #[arg(required_unless_present = "role", conflicts_with = "role")]
+        email: Option<String>,
+        /// Every user of this role, as they are now: user, admin or team
+        #[arg(long)]
+        role: Option<String>,
+        /// Share of each claim relative to the other users' weights, 1 to 10000 [default:
+        /// unchanged; a new user has 1]
+        #[arg(long)]
+        weight: Option<i32>,
+        /// Most segments leased at once across the fleet; 0 for no ceiling [default:
+        /// unchanged; a new user has none]
+        #[arg(long)]
+        max_running: Option<i32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -204,6 +223,39 @@ async fn run(cli: Cli) -> Result<()> {
                  name them), {} stored objects",
                 deleted.media, deleted.media_kept, deleted.objects
             );
+        }
+        Command::Users(UsersCommand::Share {
+            email,
+            role,
+            weight,
+            max_running,
+        }) => {
+            use octavia::users::Whom;
+            if weight.is_none() && max_running.is_none() {
+                bail!("nothing to set: give --weight, --max-running or both");
+            }
+            let whom = match (&email, &role) {
+                (Some(e), _) => Whom::Email(e),
+                (None, Some(r)) => Whom::Role(r),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let changed = octavia::users::set_share(&client, whom, weight, max_running).await?;
+            if changed.is_empty() {
+                match (email, role) {
+                    (Some(e), _) => {
+                        bail!("no user with email {e} (create one with `octavia users create`)")
+                    }
+                    (_, r) => println!("no user has the role {}", r.unwrap_or_default()),
+                }
+            }
+            for s in changed {
+                let ceiling = s
+                    .max_running_segments
+                    .map_or("no ceiling".to_string(), |m| {
+                        format!("at most {m} segments running")
+                    });
+                println!("{}: weight {}, {ceiling}", s.email, s.weight);
+            }
         }
         Command::Credits(CreditsCommand::Grant { email, amount }) => {
             if amount <= 0 {

@@ -6,7 +6,9 @@ use crate::db::Session;
 use crate::error::Result;
 use crate::job::{ClaimedSegment, ClaimedStep, JobInfo, Step};
 use crate::sql;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Who claims and how.
 #[derive(Debug, Clone)]
@@ -45,18 +47,60 @@ pub async fn steps<C: Session>(
         .collect())
 }
 
-/// Leases up to `limit` segments, shared fairly between jobs.
+/// Leases up to `limit` segments, shared between users by their weights, then between
+/// each user's jobs (see `sql/claim_segments.sql`).
+///
+/// A user's `max_running_segments` holds across every worker without a lock that all
+/// claims wait for: the claim statement leases at most a user's ceiling minus the leases it
+/// sees, but two claims running at once each see the other's leases only once it commits.
+/// So a claim that leased segments of users with a ceiling takes those users' advisory
+/// locks (in user id order), then, in a statement of its own and so with a snapshot taken
+/// after every earlier claim of those users committed, counts their leases and gives back
+/// what is over the ceiling, before it commits. Claims of users without a ceiling take no
+/// lock; those of one capped user wait for each other only for that check.
 pub async fn segments<C: Session>(
-    client: &C,
+    client: &mut C,
     options: &ClaimOptions,
     limit: i64,
 ) -> Result<Vec<ClaimedSegment>> {
     let lease = options.lease.as_secs_f64();
+    let tx = client.transaction().await?;
     let rows = db::query(
-        client,
+        &tx,
         sql::CLAIM_SEGMENTS,
         &[&options.worker_id, &limit, &options.job_types, &lease],
     )
     .await?;
-    Ok(rows.iter().map(ClaimedSegment::from_row).collect())
+    let mut capped: BTreeMap<Uuid, i32> = BTreeMap::new();
+    for row in &rows {
+        if let Some(ceiling) = row.get::<_, Option<i32>>("ceiling") {
+            capped.insert(row.get("owner_id"), ceiling);
+        }
+    }
+    let mut released = HashSet::new();
+    if !capped.is_empty() {
+        let owners: Vec<Uuid> = capped.keys().copied().collect();
+        let ceilings: Vec<i32> = capped.values().copied().collect();
+        db::query(&tx, sql::LOCK_OWNERS, &[&owners]).await?;
+        let (ids, of): (Vec<Uuid>, Vec<Uuid>) = rows
+            .iter()
+            .filter(|r| r.get::<_, Option<i32>>("ceiling").is_some())
+            .map(|r| (r.get::<_, Uuid>("id"), r.get::<_, Uuid>("owner_id")))
+            .unzip();
+        for row in db::query(
+            &tx,
+            sql::RELEASE_OVER_CEILING,
+            &[&ids, &of, &owners, &ceilings],
+        )
+        .await?
+        {
+            released.insert(row.get::<_, Uuid>(0));
+        }
+    }
+    tx.commit().await?;
+    Ok(rows
+        .iter()
+        .filter(|r| !released.contains(&r.get::<_, Uuid>("id")))
+        .map(ClaimedSegment::from_row)
+        .collect())
 }

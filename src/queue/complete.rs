@@ -334,6 +334,9 @@ pub async fn plans_done(
             done.cancelling.push(job);
             continue;
         }
+        if row.get::<_, bool>("unleasable") {
+            continue;
+        }
         let max_attempts: i32 = row.get("max_attempts");
         let (plan, first) = offsets[&job];
         for (i, s) in plan.segments.iter().enumerate() {

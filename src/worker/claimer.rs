@@ -231,7 +231,7 @@ async fn claim_once(
         }
     }
     let free = permits.num_permits();
-    let client = shared.lease_pool.get().await?;
+    let mut client = shared.lease_pool.get().await?;
     let steps = if claim_steps && free > 0 {
         let started = std::time::Instant::now();
         let steps = claim::steps(&client, &shared.claim, free as i64)
@@ -256,7 +256,7 @@ async fn claim_once(
     let left = free - claimed;
     if left + ahead > 0 {
         let started = std::time::Instant::now();
-        let mut segments = claim::segments(&client, &shared.claim, (left + ahead) as i64)
+        let mut segments = claim::segments(&mut client, &shared.claim, (left + ahead) as i64)
             .instrument(tracing::info_span!(
                 "claim",
                 otel.name = "claim segments",

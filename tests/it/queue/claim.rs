@@ -170,28 +170,29 @@ async fn segment_claims_follow_priority_then_age_whatever_the_plan() {
         .await
         .unwrap();
     let opts = claim_options("w");
-    let tx = client.transaction().await.unwrap();
+    let mut tx = client.transaction().await.unwrap();
     tx.batch_execute(
         "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
          SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off",
     )
     .await
     .unwrap();
-    let claimed = claim::segments(&tx, &opts, 8).await.unwrap();
+    let claimed = claim::segments(&mut tx, &opts, 8).await.unwrap();
     tx.commit().await.unwrap();
     let mut got: Vec<Uuid> = claimed.iter().map(|s| s.job_id).collect();
     got.sort();
     got.dedup();
-    // The urgent job first (alone at its priority, its share is all it has), then three
-    // of the oldest jobs, two segments each: the walk makes the 7 oldest eligible (8 jobs
-    // for 8 slots), and the claim visits those in random order.
-    assert_eq!(got.len(), 4, "{got:?}");
+    // The urgent job first (alone at its priority, its share is all it has: both its
+    // segments), then six of the oldest jobs, one segment each: at priority 0 the one
+    // user's share of 8 rows goes to its 8 oldest jobs, a row each, visited in random
+    // order, and the batch is full after six of them.
+    assert_eq!(got.len(), 7, "{got:?}");
     assert!(
         got.contains(&ids[399]),
         "the urgent job was not claimed: {got:?}"
     );
     for id in got.iter().filter(|id| **id != ids[399]) {
-        assert!(ids[..7].contains(id), "{id} is not among the oldest jobs");
+        assert!(ids[..8].contains(id), "{id} is not among the oldest jobs");
     }
     assert_eq!(claimed.len(), 8);
 }
@@ -304,13 +305,13 @@ async fn a_batch_too_small_for_every_share_does_not_always_skip_the_same_jobs() 
     let jobs: Vec<_> = (0..10).map(|_| job("probe", json!({}))).collect();
     let ids = enqueue_jobs(&db, jobs).await;
     add_pending_segments(&db, 100).await;
-    let client = db.client().await;
+    let mut client = db.client().await;
     let opts = claim_options("w");
     // 15 slots for 10 jobs: shares of 2, so each claim serves 8 jobs. With the visit in
     // random order, a job is left out of all 10 claims once in about 10 million runs.
     let mut served = std::collections::HashMap::<Uuid, usize>::new();
     for _ in 0..10 {
-        let claimed = claim::segments(&client, &opts, 15).await.unwrap();
+        let claimed = claim::segments(&mut client, &opts, 15).await.unwrap();
         assert_eq!(claimed.len(), 15);
         for s in claimed {
             *served.entry(s.job_id).or_default() += 1;
@@ -335,7 +336,7 @@ async fn jobs_waiting_out_a_retry_delay_do_not_hold_back_jobs_with_work_ready() 
             .collect(),
     )
     .await;
-    let client = db.client().await;
+    let mut client = db.client().await;
     let opts = claim_options("a");
     let steps = claim::steps(&client, &opts, 20).await.unwrap();
     let segs = [octavia::job::NewSegment::default()];
@@ -359,7 +360,7 @@ async fn jobs_waiting_out_a_retry_delay_do_not_hold_back_jobs_with_work_ready() 
         )
         .await
         .unwrap();
-    let claimed = claim::segments(&client, &opts, 8).await.unwrap();
+    let claimed = claim::segments(&mut client, &opts, 8).await.unwrap();
     assert_eq!(
         claimed.iter().map(|s| s.job_id).collect::<Vec<_>>(),
         vec![ids[11]]

@@ -57,7 +57,7 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
     assert!(planned.recorded.contains(&id) && planned.cancelling.is_empty());
     assert!(planned.leased.is_empty());
 
-    let old = claim::segments(&client, &opts("a"), 10)
+    let old = claim::segments(&mut client, &opts("a"), 10)
         .await
         .unwrap()
         .remove(0);
@@ -72,7 +72,7 @@ async fn a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner() {
         .unwrap();
     let rescued = rescue::run(&mut client, 100).await.unwrap();
     assert_eq!(rescued.segments_requeued, 1);
-    let new = claim::segments(&client, &opts("b"), 10)
+    let new = claim::segments(&mut client, &opts("b"), 10)
         .await
         .unwrap()
         .remove(0);
@@ -252,7 +252,7 @@ async fn completions_lease_the_next_step_to_a_worker_with_free_slots() {
         ],
     )
     .await;
-    let client = db.client().await;
+    let mut client = db.client().await;
     let opts = claim_options("a");
     let steps = claim::steps(&client, &opts, 10).await.unwrap();
     assert_eq!(steps.len(), 2);
@@ -301,7 +301,7 @@ async fn completions_lease_the_next_step_to_a_worker_with_free_slots() {
     );
 
     // The rest is claimed; completing everything with room for one finalize leases it.
-    let rest = claim::segments(&client, &opts, 10).await.unwrap();
+    let rest = claim::segments(&mut client, &opts, 10).await.unwrap();
     assert_eq!(rest.len(), 2);
     let results: Vec<(Uuid, i32, serde_json::Value)> = planned
         .leased

@@ -60,7 +60,7 @@ async fn a_heartbeat_and_a_completion_of_the_same_leases_never_deadlock() {
         let [id] = enqueue_jobs(&db, vec![job("probe", json!({}))]).await[..] else {
             unreachable!()
         };
-        let client = db.client().await;
+        let mut client = db.client().await;
         // (The previous round's job is at its finalize step: claimed too, left alone.)
         let plan = claim::steps(&client, &opts, 10)
             .await
@@ -68,7 +68,7 @@ async fn a_heartbeat_and_a_completion_of_the_same_leases_never_deadlock() {
             .into_iter()
             .find(|s| s.job.id == id)
             .expect("the new job's plan");
-        let claimed = plan_and_claim(&client, &opts, &plan, 1000).await;
+        let claimed = plan_and_claim(&mut client, &opts, &plan, 1000).await;
         assert_eq!(claimed.len(), 1000, "round {round}");
         let results: Vec<_> = claimed.iter().map(|&(s, a)| (s, a, json!({}))).collect();
         let mut reversed = claimed.clone();
@@ -93,10 +93,10 @@ async fn a_heartbeat_skips_a_row_being_written_without_calling_its_lease_lost() 
     let [id] = enqueue_jobs(&db, vec![job("probe", json!({}))]).await[..] else {
         unreachable!()
     };
-    let client = db.client().await;
+    let mut client = db.client().await;
     let opts = claim_options("w");
     let plan = claim::steps(&client, &opts, 10).await.unwrap();
-    let claimed = plan_and_claim(&client, &opts, &plan[0], 3).await;
+    let claimed = plan_and_claim(&mut client, &opts, &plan[0], 3).await;
     let [(busy, _), (free, _), (lost, _)] = claimed[..] else {
         panic!("three segments claimed: {claimed:?}");
     };

@@ -1,10 +1,11 @@
 //! The queue engine against a real PostgreSQL, one file per concern: [`claim`],
-//! [`complete`], [`retry_cancel`], [`wake_up`], [`heartbeat`], [`maintenance`] and the
+//! [`complete`], [`fair_share`], [`retry_cancel`], [`wake_up`], [`heartbeat`], [`maintenance`] and the
 //! [`cli`]. Real worker processes killed and stopped are in `worker_signals`.
 
 mod claim;
 mod cli;
 mod complete;
+mod fair_share;
 mod heartbeat;
 mod maintenance;
 mod retry_cancel;
@@ -88,7 +89,7 @@ pub async fn add_pending_segments(db: &TestDb, per_job: i32) {
 /// Records `plan` (a claimed plan step) with `n` default segments and claims them all for
 /// `opts`' worker: their (id, attempt), in id order.
 pub async fn plan_and_claim(
-    client: &deadpool_postgres::Object,
+    client: &mut deadpool_postgres::Object,
     opts: &ClaimOptions,
     plan: &octavia::job::ClaimedStep,
     n: usize,
