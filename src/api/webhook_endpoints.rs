@@ -194,11 +194,12 @@ pub async fn create(
             "events must name at least one event".into(),
         ));
     }
-    let client = state.pool.get().await?;
-    projects::check_owner(&client, &caller, body.project_id).await?;
+    // Resolved before a connection is taken: a slow name server holds none.
     target::check_resolved(&url, policy, RESOLVE_TIMEOUT)
         .await
         .map_err(ApiError::Invalid)?;
+    let client = state.pool.get().await?;
+    projects::check_owner(&client, &caller, body.project_id).await?;
     let key = signature::new_key();
     let row = db::query_opt(
         &client,

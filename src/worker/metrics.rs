@@ -55,6 +55,14 @@ pub fn heartbeat(leases: usize, lost: usize, took: Duration, ok: bool) {
     metrics::histogram!("octavia_worker_heartbeat_seconds").record(took.as_secs_f64());
 }
 
+/// One webhook delivery attempt and what came of it: `delivered`, `retrying`, `given_up`
+/// (out of retry time), `lease_lost` (another worker took it over meanwhile) or
+/// `unrecorded` (the database did not take the outcome; attempted again after the lease).
+pub fn webhook_attempt(outcome: &'static str, took: Duration) {
+    metrics::counter!("octavia_worker_webhook_attempts_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("octavia_worker_webhook_attempt_seconds").record(took.as_secs_f64());
+}
+
 /// How long `/readyz` waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -8,6 +8,7 @@
 //! delivery again, with the same `webhook-id`. At shutdown the loop stops claiming and
 //! waits for the attempts in flight, each bounded by `webhooks.timeout_seconds`.
 
+use super::metrics;
 use super::shared::Shared;
 use crate::webhooks::deliveries::{self, Claimed};
 use crate::webhooks::send::{Outcome, Sender};
@@ -101,7 +102,9 @@ async fn attempt(
         attempt = delivery.attempt,
     );
     async {
+        let started = Instant::now();
         let outcome = sender.send(&delivery).await;
+        let took = started.elapsed();
         let config = &shared.config.webhooks;
         let recorded = async {
             let client = shared.pool.get().await?;
@@ -126,24 +129,32 @@ async fn attempt(
             }
         }
         .await;
-        match (&outcome, recorded) {
+        let kind = match (&outcome, recorded) {
             (_, Ok(None)) => {
-                tracing::info!("webhook attempt outlived its lease: another worker has it")
+                tracing::info!("webhook attempt outlived its lease: another worker has it");
+                "lease_lost"
             }
             (Outcome::Accepted(status), Ok(Some(_))) => {
-                tracing::debug!(status, "webhook delivered")
+                tracing::debug!(status, "webhook delivered");
+                "delivered"
             }
             (Outcome::Failed { status, error }, Ok(Some(now))) if now == "failed" => {
-                tracing::warn!(?status, error, "webhook given up: out of retry time")
+                tracing::warn!(?status, error, "webhook given up: out of retry time");
+                "given_up"
             }
             (Outcome::Failed { status, error }, Ok(Some(_))) => {
-                tracing::info!(?status, error, "webhook attempt failed; it will be retried")
+                tracing::info!(?status, error, "webhook attempt failed; it will be retried");
+                "retrying"
             }
-            (_, Err(e)) => tracing::warn!(
-                error = %e,
-                "could not record a webhook attempt; it is attempted again when its lease ends"
-            ),
-        }
+            (_, Err(e)) => {
+                tracing::warn!(
+                    error = %e,
+                    "could not record a webhook attempt; it is attempted again when its lease ends"
+                );
+                "unrecorded"
+            }
+        };
+        metrics::webhook_attempt(kind, took);
     }
     .instrument(span)
     .await
