@@ -1,6 +1,7 @@
-//! Deliveries: signed, retried with the same webhook-id until accepted, never lost to a
-//! worker killed mid-delivery, sent only for the events and projects asked for, and
-//! refused at delivery time when the target resolves to a loopback address.
+//! Deliveries: signed, retried with the same webhook-id until accepted or out of retry
+//! time, never lost to a worker killed mid-delivery, sent only for the events and projects
+//! asked for, never redirected, and refused at delivery time when the target resolves to
+//! a loopback address.
 
 use super::receiver::*;
 use crate::api::{parts, signed_in};
@@ -331,4 +332,43 @@ async fn a_target_that_resolves_to_loopback_is_refused_at_delivery() {
         receiver.received().is_empty(),
         "nothing reached the receiver"
     );
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_a_delivery_is_given_up_after_its_retry_time() {
+    let db = TestDb::new().await;
+    let (api, config, _dir) = api(&db).await;
+    let (_, token) = signed_in(&api, &db, "user", 100).await;
+    let receiver = Receiver::start(&[307; 100]).await;
+    let (endpoint, _) = register(
+        &api,
+        &token,
+        json!({"url": receiver.url, "events": ["job.completed"]}),
+    )
+    .await;
+    noop_job(&api, &token, json!({"segments": 1})).await;
+
+    let mut worker_config = worker_config(&db, &config);
+    worker_config.webhooks.retry_for_seconds = 1;
+    let registry = octavia::job_types::registry(&worker_config).unwrap();
+    let worker = TestWorker::start(worker_config, registry, "w-gives-up");
+    let deliveries = history(&api, &token, endpoint, "the delivery to be given up", |d| {
+        d.len() == 1 && d[0]["status"] == "failed"
+    })
+    .await;
+    worker.stop().await;
+    let d = &deliveries[0];
+    assert_eq!(d["status_code"], 307, "{d}");
+    let error = d["last_error"].as_str().unwrap();
+    assert!(error.contains("redirects are not followed"), "{error}");
+    assert!(
+        d["delivered_at"].is_null() && d["next_attempt_at"].is_null(),
+        "{d}"
+    );
+    let attempts = d["attempts"].as_i64().unwrap();
+    assert!(attempts >= 1, "{d}");
+    // Every request went to the endpoint's own URL: none followed the redirect.
+    let received = receiver.received();
+    assert_eq!(received.len() as i64, attempts);
+    assert!(received.iter().all(|r| r.uri == "/hook"), "{received:#?}");
 }

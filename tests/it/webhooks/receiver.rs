@@ -6,7 +6,9 @@ use crate::api::{self, TestApi, api_tests_python, parts};
 use crate::harness::TestDb;
 use crate::support::{fast_config, wait_for};
 use axum::extract::State;
+use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{AppendHeaders, IntoResponse};
 use octavia::config::Config;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -19,6 +21,8 @@ use uuid::Uuid;
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The path and query it was sent to.
+    pub uri: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
 }
@@ -80,20 +84,23 @@ impl Receiver {
     }
 }
 
+/// Records the request, then answers the next status of the script; a 3xx points back
+/// here (`/hook?followed`), so a client that followed it would be seen doing so.
 async fn receive(
     State(script): State<Arc<Script>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: String,
-) -> StatusCode {
+) -> impl IntoResponse {
     let headers = headers
         .iter()
         .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
-    script
-        .received
-        .lock()
-        .unwrap()
-        .push(Received { headers, body });
+    script.received.lock().unwrap().push(Received {
+        uri: uri.to_string(),
+        headers,
+        body,
+    });
     let held = script
         .hold
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -102,7 +109,13 @@ async fn receive(
         std::future::pending::<()>().await;
     }
     let answer = script.answers.lock().unwrap().pop_front().unwrap_or(200);
-    StatusCode::from_u16(answer).unwrap()
+    let status = StatusCode::from_u16(answer).unwrap();
+    let location = if status.is_redirection() {
+        vec![(LOCATION, "/hook?followed")]
+    } else {
+        vec![]
+    };
+    (status, AppendHeaders(location))
 }
 
 /// Verifies each of `received` with `secret` by the `standardwebhooks` package (an
