@@ -372,3 +372,61 @@ async fn a_redirect_is_not_followed_and_a_delivery_is_given_up_after_its_retry_t
     assert_eq!(received.len() as i64, attempts);
     assert!(received.iter().all(|r| r.uri == "/hook"), "{received:#?}");
 }
+
+#[tokio::test]
+async fn the_history_keeps_pending_deliveries_and_prunes_finished_ones_past_their_time() {
+    let db = TestDb::new().await;
+    let user = user(&db, 0).await;
+    let client = db.client().await;
+    let endpoint: Uuid = client
+        .query_one(
+            "INSERT INTO webhook_endpoints (user_id, url, events, secret)
+             VALUES ($1, 'https://hooks.example.com/', ARRAY['job.completed'], '\\x00')
+             RETURNING id",
+            &[&user],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let job = enqueue_jobs(&db, vec![job("noop", json!({}))]).await[0];
+    // (status, age in seconds) of each delivery.
+    for (status, age) in [
+        ("delivered", 7200.0),
+        ("failed", 7200.0),
+        ("pending", 7200.0),
+        ("delivered", 10.0),
+    ] {
+        client
+            .execute(
+                "INSERT INTO webhook_deliveries (endpoint_id, job_id, event, data, status, created_at)
+                 VALUES ($1, $2, 'job.completed', '{}', $3, now() - $4 * interval '1 second')",
+                &[&endpoint, &job, &status, &age],
+            )
+            .await
+            .unwrap();
+    }
+    let config = octavia::config::WebhooksConfig {
+        retry_for_seconds: 3600,
+        history_seconds: 3600,
+        ..Default::default()
+    };
+    let pruned = octavia::webhooks::deliveries::prune(&client, &config, 1000)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 2);
+    let left: Vec<String> = client
+        .query(
+            "SELECT status FROM webhook_deliveries ORDER BY created_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        left,
+        ["pending", "delivered"],
+        "a retry in progress is never pruned"
+    );
+}
