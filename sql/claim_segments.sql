@@ -1,17 +1,18 @@
 -- Claims up to $2 segments for worker $1, leased for $4 seconds, shared fairly between
 -- users, then between each user's jobs. $3: job types to claim, NULL for all.
 --
--- 1. `walk` visits the users with pending segments, most urgent priority first, with a
+-- 1. `walk` visits the users with ready segments, most urgent priority first, with a
 --    recursive "loose index scan" of job_segments_claim_idx (priority, owner_id, job_id,
---    segment_index): one index descent per user, plus one per job of a user that can run
---    nothing now (not running, at another step, being cancelled, of an unwanted type, or
---    all its pending segments waiting out a retry delay). It yields each user's first job
---    that can run segments and moves on to the next user. At the most urgent priority it
---    starts at a random user id and wraps around once, so when more users are ready than
---    a claim has rows, each claim serves another window of them (user ids are random
---    UUIDs, so every user is as likely as any to be in a window); lower priorities are
---    walked from their lowest user id. It is evaluated lazily and stops as soon as
---    `owners` has its $2 users.
+--    segment_index): one index descent per user, to its first ready segment, plus one per
+--    job of a user that can run nothing now (not running, at another step, being
+--    cancelled, of an unwanted type). It yields each user's first job that can run
+--    segments and moves on to the next user. At the most urgent priority it starts at a
+--    random user id and wraps around once, so when more users are ready than a claim
+--    serves, each claim serves another window of them (user ids are random UUIDs, so
+--    every user is as likely as any to be in a window); lower priorities are walked from
+--    their lowest user id. It is evaluated lazily and stops as soon as `owners` has its
+--    users: at most max(16, $2 / 4), so that each gets a few rows rather than one (a
+--    user costs a descent and two lookups whatever its share).
 -- 2. `shares` splits the batch between the users of each priority in proportion to their
 --    users.share_weight, exactly, by systematic sampling: laid end to end, each user's
 --    quota is $2 * weight / total weight, and a user gets as many rows as the points
@@ -23,12 +24,14 @@
 -- 3. `more` extends each user's walk (1.) from its first runnable job to as many runnable
 --    jobs as its share has rows, in the index's (job id) order: job ids are time-ordered
 --    UUIDv7, so a user's oldest jobs are the ones served, as between jobs before.
--- 4. `picked` visits the users by priority, in random order within one, and gives each of
---    a user's jobs an equal part of its share (rounded up, at most the share per user);
---    the outer LIMIT stops the visit once $2 rows are locked, so a lower priority only
---    gets the rows the more urgent users cannot fill. A user who cannot fill its share
---    leaves the rest of the batch empty; the worker claims again at once after a claim
---    that came back short, and that claim shares what is left between everyone.
+-- 4. `picked` visits the jobs by priority, in random order within one; each of a user's
+--    jobs gets an equal part of its share (the remainder a row each to some of them), at
+--    most its unfinished segments (segments_total - segments_done, which bounds its
+--    pending ones). The outer LIMIT stops the visit once $2 rows are locked, so a
+--    lower priority only gets the rows the more urgent users cannot fill. A user or job
+--    that cannot fill its part leaves the rest of the batch empty; the worker claims
+--    again at once after a claim that came back short, and that claim shares what is left
+--    between everyone.
 -- 5. Within a job, as before: the subquery locks with SKIP LOCKED, re-checked after
 --    locking as in claim_job_steps.sql; MATERIALIZED fences the LIMIT. The entries of
 --    segments claimed since the last vacuum stay in the index, dead, among each job's
@@ -64,13 +67,14 @@ WITH RECURSIVE origin AS MATERIALIZED (
     SELECT o.priority, o.at AS owner_id, NULL::uuid AS job_id, 0 AS segment_index,
            false AS wrapped, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid AS bound,
            true AS runnable, NULL::text AS job_type, NULL::int AS run,
-           NULL::int AS segments_total, NULL::text AS traceparent, NULL::int AS first_ready
+           NULL::int AS segments_total, NULL::int AS unfinished, NULL::text AS traceparent,
+           NULL::int AS first_ready
     FROM origin o
     WHERE o.priority IS NOT NULL
     UNION ALL
     SELECT n.priority, n.owner_id, n.job_id, n.segment_index, n.wrapped, n.bound,
-           e.first_ready IS NOT NULL, e.job_type, e.run, e.segments_total, e.traceparent,
-           e.first_ready
+           e.first_ready IS NOT NULL, e.job_type, e.run, e.segments_total, e.unfinished,
+           e.traceparent, e.first_ready
     FROM walk r
     CROSS JOIN origin o
     CROSS JOIN LATERAL (
@@ -79,7 +83,7 @@ WITH RECURSIVE origin AS MATERIALIZED (
          FROM job_segments s
          WHERE NOT r.runnable
            AND s.status = 'pending' AND s.priority = r.priority AND s.owner_id = r.owner_id
-           AND s.job_id > r.job_id
+           AND s.job_id > r.job_id AND s.run_at <= now()
          ORDER BY s.priority, s.owner_id, s.job_id
          LIMIT 1)
         UNION ALL
@@ -87,7 +91,7 @@ WITH RECURSIVE origin AS MATERIALIZED (
         (SELECT s.priority, s.owner_id, s.job_id, s.segment_index, r.wrapped, r.bound
          FROM job_segments s
          WHERE s.status = 'pending' AND s.priority = r.priority
-           AND s.owner_id > r.owner_id AND s.owner_id < r.bound
+           AND s.owner_id > r.owner_id AND s.owner_id < r.bound AND s.run_at <= now()
          ORDER BY s.priority, s.owner_id, s.job_id
          LIMIT 1)
         UNION ALL
@@ -95,7 +99,7 @@ WITH RECURSIVE origin AS MATERIALIZED (
         (SELECT s.priority, s.owner_id, s.job_id, s.segment_index, true, o.at
          FROM job_segments s
          WHERE NOT r.wrapped
-           AND s.status = 'pending' AND s.priority = r.priority AND s.owner_id < o.at
+           AND s.status = 'pending' AND s.priority = r.priority AND s.owner_id < o.at AND s.run_at <= now()
          ORDER BY s.priority, s.owner_id, s.job_id
          LIMIT 1)
         UNION ALL
@@ -103,36 +107,31 @@ WITH RECURSIVE origin AS MATERIALIZED (
         (SELECT s.priority, s.owner_id, s.job_id, s.segment_index, true,
                 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid
          FROM job_segments s
-         WHERE s.status = 'pending' AND s.priority > r.priority
+         WHERE s.status = 'pending' AND s.priority > r.priority AND s.run_at <= now()
          ORDER BY s.priority, s.owner_id, s.job_id
          LIMIT 1)
         LIMIT 1
     ) n
     LEFT JOIN LATERAL (
-        SELECT j.job_type, j.run, j.segments_total, j.traceparent, ready.segment_index AS first_ready
-        FROM (SELECT j.job_type, j.run, j.segments_total, j.traceparent
-              FROM jobs j
-              WHERE j.id = n.job_id
-                AND j.status = 'running'
-                AND j.step = 'segments'
-                AND j.cancel_requested_at IS NULL
-                AND ($3::text[] IS NULL OR j.job_type = ANY($3::text[]))
-              LIMIT 1) j
-        CROSS JOIN LATERAL (
-            SELECT s.segment_index
-            FROM job_segments s
-            WHERE s.status = 'pending' AND s.priority = n.priority
-              AND s.owner_id = n.owner_id AND s.job_id = n.job_id
-              AND s.segment_index >= n.segment_index AND s.run_at <= now()
-            ORDER BY s.segment_index
-            LIMIT 1
-        ) ready
+        SELECT j.job_type, j.run, j.segments_total,
+               j.segments_total - j.segments_done AS unfinished, j.traceparent,
+               n.segment_index AS first_ready
+        FROM jobs j
+        WHERE j.id = n.job_id
+          AND j.status = 'running'
+          AND j.step = 'segments'
+          AND j.cancel_requested_at IS NULL
+          AND ($3::text[] IS NULL OR j.job_type = ANY($3::text[]))
+        LIMIT 1
     ) e ON true
 ), owners AS MATERIALIZED (
     SELECT w.priority, w.owner_id, w.job_id, w.first_ready, w.job_type, w.run,
-           w.segments_total, w.traceparent, coalesce(u.share_weight, 1) AS weight,
-           u.max_running_segments AS ceiling
-    FROM (SELECT * FROM walk WHERE job_id IS NOT NULL AND runnable LIMIT $2) w
+           w.segments_total, w.unfinished, w.traceparent,
+           coalesce(u.share_weight, 1) AS weight, u.max_running_segments AS ceiling
+    FROM (SELECT *
+          FROM walk
+          WHERE job_id IS NOT NULL AND runnable
+          LIMIT greatest(16, ($2::bigint + 3) / 4)) w
     LEFT JOIN LATERAL (
         SELECT u.share_weight, u.max_running_segments
         FROM users u
@@ -141,7 +140,7 @@ WITH RECURSIVE origin AS MATERIALIZED (
     ) u ON true
 ), shares AS MATERIALIZED (
     SELECT w.priority, w.owner_id, w.job_id, w.first_ready, w.job_type, w.run,
-           w.segments_total, w.traceparent, w.ceiling,
+           w.segments_total, w.unfinished, w.traceparent, w.ceiling,
            greatest(least(
                floor($2::numeric * w.upto / w.total + o.offset_rows::numeric)
                  - floor($2::numeric * (w.upto - w.weight) / w.total + o.offset_rows::numeric),
@@ -161,90 +160,78 @@ WITH RECURSIVE origin AS MATERIALIZED (
     CROSS JOIN origin o
 ), more AS (
     SELECT sh.priority, sh.owner_id, sh.job_id, sh.first_ready AS segment_index, 1 AS found,
-           sh.share, true AS runnable, sh.job_type, sh.run, sh.segments_total,
-           sh.traceparent, sh.first_ready
+           sh.share, sh.ceiling, true AS runnable, sh.job_type, sh.run, sh.segments_total,
+           sh.unfinished, sh.traceparent, sh.first_ready
     FROM shares sh
     WHERE sh.share > 0
     UNION ALL
     SELECT n.priority, n.owner_id, n.job_id, n.segment_index,
-           r.found + (e.first_ready IS NOT NULL)::int, r.share, e.first_ready IS NOT NULL,
-           e.job_type, e.run, e.segments_total, e.traceparent, e.first_ready
+           r.found + (e.first_ready IS NOT NULL)::int, r.share, r.ceiling, e.first_ready IS NOT NULL, e.job_type, e.run, e.segments_total,
+           e.unfinished, e.traceparent, e.first_ready
     FROM more r
     CROSS JOIN LATERAL (
         SELECT s.priority, s.owner_id, s.job_id, s.segment_index
         FROM job_segments s
         WHERE r.found < r.share
           AND s.status = 'pending' AND s.priority = r.priority AND s.owner_id = r.owner_id
-          AND s.job_id > r.job_id
+          AND s.job_id > r.job_id AND s.run_at <= now()
         ORDER BY s.priority, s.owner_id, s.job_id
         LIMIT 1
     ) n
     LEFT JOIN LATERAL (
-        SELECT j.job_type, j.run, j.segments_total, j.traceparent, ready.segment_index AS first_ready
-        FROM (SELECT j.job_type, j.run, j.segments_total, j.traceparent
-              FROM jobs j
-              WHERE j.id = n.job_id
-                AND j.status = 'running'
-                AND j.step = 'segments'
-                AND j.cancel_requested_at IS NULL
-                AND ($3::text[] IS NULL OR j.job_type = ANY($3::text[]))
-              LIMIT 1) j
-        CROSS JOIN LATERAL (
-            SELECT s.segment_index
-            FROM job_segments s
-            WHERE s.status = 'pending' AND s.priority = n.priority
-              AND s.owner_id = n.owner_id AND s.job_id = n.job_id
-              AND s.segment_index >= n.segment_index AND s.run_at <= now()
-            ORDER BY s.segment_index
-            LIMIT 1
-        ) ready
+        SELECT j.job_type, j.run, j.segments_total,
+               j.segments_total - j.segments_done AS unfinished, j.traceparent,
+               n.segment_index AS first_ready
+        FROM jobs j
+        WHERE j.id = n.job_id
+          AND j.status = 'running'
+          AND j.step = 'segments'
+          AND j.cancel_requested_at IS NULL
+          AND ($3::text[] IS NULL OR j.job_type = ANY($3::text[]))
+        LIMIT 1
     ) e ON true
-), runnable AS MATERIALIZED (
+), runnable AS (
+    -- Each of a user's runnable jobs gets an equal part of its share, the remainder going
+    -- one row each to the first jobs of a random order: the parts add up to the share.
     SELECT m.priority, m.owner_id, m.job_id, m.first_ready, m.job_type, m.run,
-           m.segments_total, m.traceparent,
-           ceil(m.share::numeric / count(*) OVER (PARTITION BY m.priority, m.owner_id))::int
-             AS per_job
-    FROM more m
-    WHERE m.runnable
+           m.segments_total, m.traceparent, m.ceiling,
+           least(m.unfinished, m.share / m.jobs + (m.k <= m.share % m.jobs)::int) AS part
+    FROM (SELECT m.*,
+                 count(*) OVER (PARTITION BY m.priority, m.owner_id) AS jobs,
+                 row_number() OVER (PARTITION BY m.priority, m.owner_id ORDER BY random()) AS k
+          FROM more m
+          WHERE m.runnable) m
 ), picked AS MATERIALIZED (
-    SELECT p.ctid, p.job_type, p.run, p.traceparent, sh.owner_id, sh.ceiling
-    FROM (SELECT * FROM shares WHERE share > 0 ORDER BY priority, random()) sh
+    SELECT s.ctid, j.job_type, j.run, j.traceparent, j.owner_id, j.ceiling
+    FROM (SELECT * FROM runnable WHERE part > 0 ORDER BY priority, random()) j
+    -- Where this claim starts in the job (point 5).
     CROSS JOIN LATERAL (
-        SELECT s.ctid, j.job_type, j.run, j.traceparent
-        FROM (SELECT *
-              FROM runnable j
-              WHERE j.priority = sh.priority AND j.owner_id = sh.owner_id
-              ORDER BY random()) j
-        -- Where this claim starts in the job (point 5).
-        CROSS JOIN LATERAL (
-            SELECT greatest(j.first_ready, floor(random() * j.segments_total)::int) AS at
-        ) r
-        CROSS JOIN LATERAL (
-            -- From `at` onwards; the second part runs only if the first found too few.
-            SELECT after.ctid
-            FROM (SELECT s.ctid
-                  FROM job_segments s
-                  WHERE s.status = 'pending' AND s.priority = j.priority
-                    AND s.owner_id = j.owner_id AND s.job_id = j.job_id
-                    AND s.segment_index >= r.at AND s.run_at <= now()
-                  ORDER BY s.segment_index
-                  LIMIT j.per_job
-                  FOR UPDATE SKIP LOCKED) after
-            UNION ALL
-            SELECT before.ctid
-            FROM (SELECT s.ctid
-                  FROM job_segments s
-                  WHERE s.status = 'pending' AND s.priority = j.priority
-                    AND s.owner_id = j.owner_id AND s.job_id = j.job_id
-                    AND s.segment_index >= j.first_ready AND s.segment_index < r.at
-                    AND s.run_at <= now()
-                  ORDER BY s.segment_index
-                  LIMIT j.per_job
-                  FOR UPDATE SKIP LOCKED) before
-            LIMIT j.per_job
-        ) s
-        LIMIT sh.share
-    ) p
+        SELECT greatest(j.first_ready, floor(random() * j.segments_total)::int) AS at
+    ) r
+    CROSS JOIN LATERAL (
+        -- From `at` onwards; the second part runs only if the first found too few.
+        SELECT after.ctid
+        FROM (SELECT s.ctid
+              FROM job_segments s
+              WHERE s.status = 'pending' AND s.priority = j.priority
+                AND s.owner_id = j.owner_id AND s.job_id = j.job_id
+                AND s.segment_index >= r.at AND s.run_at <= now()
+              ORDER BY s.segment_index
+              LIMIT j.part
+              FOR UPDATE SKIP LOCKED) after
+        UNION ALL
+        SELECT before.ctid
+        FROM (SELECT s.ctid
+              FROM job_segments s
+              WHERE s.status = 'pending' AND s.priority = j.priority
+                AND s.owner_id = j.owner_id AND s.job_id = j.job_id
+                AND s.segment_index >= j.first_ready AND s.segment_index < r.at
+                AND s.run_at <= now()
+              ORDER BY s.segment_index
+              LIMIT j.part
+              FOR UPDATE SKIP LOCKED) before
+        LIMIT j.part
+    ) s
     LIMIT $2
 )
 UPDATE job_segments s

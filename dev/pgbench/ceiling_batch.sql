@@ -3,7 +3,7 @@
 WITH picked AS MATERIALIZED (
     SELECT id FROM job_segments
     WHERE status = 'pending'
-    ORDER BY priority, job_id, segment_index
+    ORDER BY priority, owner_id, job_id, segment_index
     LIMIT 100
     FOR UPDATE SKIP LOCKED
 )

@@ -15,16 +15,21 @@ macro_rules! statements {
 }
 
 statements! {
+    BENCH_CLAIM_BY_JOB => "bench_claim_by_job.sql",
     BENCH_COMPLETED_SEGMENTS => "bench_completed_segments.sql",
+    BENCH_COMPLETE_CLAIMED => "bench_complete_claimed.sql",
     BENCH_DB_NOW => "bench_db_now.sql",
     BENCH_FILL_JOBS => "bench_fill_jobs.sql",
     BENCH_FILL_SEGMENTS => "bench_fill_segments.sql",
+    BENCH_FILL_USERS => "bench_fill_users.sql",
+    BENCH_FILL_USER_JOBS => "bench_fill_user_jobs.sql",
     BENCH_LAST_FINISH => "bench_last_finish.sql",
     BENCH_PHASES => "bench_phases.sql",
     BENCH_PICKUP => "bench_pickup.sql",
     BENCH_PLANNED_JOB => "bench_planned_job.sql",
     BENCH_PLANNED_SEGMENTS => "bench_planned_segments.sql",
     BENCH_TABLE_SIZES => "bench_table_sizes.sql",
+    BENCH_USERS_SERVED => "bench_users_served.sql",
     COMPLETED_SEGMENTS => "completed_segments.sql",
     COUNT_UNFINISHED_JOBS => "count_unfinished_jobs.sql",
     COUNT_USER_JOBS => "count_user_jobs.sql",

@@ -8,6 +8,7 @@
 
 mod api_load;
 mod ceiling;
+mod fairness;
 mod measure;
 pub mod quality;
 mod scale;

@@ -4,6 +4,7 @@
 
 use super::api_load::{self, ApiLoad};
 use super::ceiling::{self, Ceiling};
+use super::fairness::{self, Fairness};
 use super::measure::{self, Throughput, mean, pool, to_json};
 use super::scale::{self, Scale};
 use super::soak::{self, Load, PEAK_MINUTES, SOAK_SEGMENTS, Soak};
@@ -29,7 +30,7 @@ pub struct SuiteArgs {
     #[arg(long, default_value = "target/bench/latest.json")]
     pub json: PathBuf,
     /// Measure only these figures (comma-separated: ceiling, segments, jobs, latency,
-    /// enqueue, api, rss); the others are null in the report
+    /// enqueue, api, rss, fairness); the others are null in the report
     #[arg(long, value_delimiter = ',', value_enum)]
     pub only: Vec<Figure>,
 }
@@ -44,6 +45,7 @@ pub enum Figure {
     Enqueue,
     Api,
     Rss,
+    Fairness,
 }
 
 /// Every figure of the suite; a figure left out with `--only` is `None`.
@@ -66,6 +68,9 @@ pub struct SuiteReport {
     pub api: Option<ApiLoad>,
     /// Peak RSS of one worker at --concurrency 256.
     pub worker_rss_mb_at_256: Option<f64>,
+    /// The claim fair between users against the one fair between jobs only, over 1,000
+    /// users × 10 jobs × 100 segments (see `fairness`).
+    pub fairness: Option<Fairness>,
     /// Minutes at 80 % of the peak rate of jobs of 10 segments, with finished segments
     /// pruned after 60 s.
     pub soak: Option<Soak>,
@@ -150,6 +155,12 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
     )
     .await?
     .map(|t| t.peak_rss_mb);
+    let fairness = if wanted(Figure::Fairness) {
+        eprintln!("claim rate fair between users and between jobs…");
+        Some(fairness::fairness().await?)
+    } else {
+        None
+    };
     let scale = if args.scale {
         eprintln!("claim rate on small and large tables…");
         Some(scale::scale().await?)
@@ -202,6 +213,7 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         enqueue_jobs_per_second: enqueue,
         api,
         worker_rss_mb_at_256: rss,
+        fairness,
         soak,
         scale,
         vacuum_problems,
@@ -357,6 +369,26 @@ fn table(r: &SuiteReport) -> String {
             "worker RSS at --concurrency 256".into(),
             format!("{rss:.1} MB"),
             "≤ 64 MB".into(),
+            "".into(),
+        ));
+    }
+    if let Some(f) = &r.fairness {
+        rows.push((
+            "claim rate fair by user vs by job, 1,000 users".into(),
+            format!(
+                "{:.0} vs {:.0} /s",
+                f.user_fair_segments_per_second, f.job_fair_segments_per_second
+            ),
+            "within 10 %".into(),
+            format!(
+                "{:.0} %",
+                100.0 * f.user_fair_segments_per_second / f.job_fair_segments_per_second
+            ),
+        ));
+        rows.push((
+            "  users served by the end, of 1,000 (by user / by job)".into(),
+            format!("{} / {}", f.users_served_user_fair, f.users_served_job_fair),
+            "".into(),
             "".into(),
         ));
     }
