@@ -30,6 +30,6 @@ DROP INDEX job_segments_claim_idx;
 CREATE INDEX job_segments_claim_idx ON job_segments (priority, owner_id, job_id, segment_index)
   WHERE status = 'pending';
 
--- Leased segments by user: what a claim counts against a user's max_running_segments.
-CREATE INDEX job_segments_running_owner_idx ON job_segments (owner_id)
-  WHERE status = 'running';
+-- A user's leased segments, counted against its max_running_segments, are found through
+-- job_segments_lease_idx (every leased segment: about the fleet's slots), by the claims of
+-- capped users only: an index of their own would cost every claim of every user an entry.

@@ -41,10 +41,9 @@ const ROWS_PER_CLAIM: i64 = 64;
 const ROUND_SECONDS: f64 = 3.0;
 
 /// The claim before fair share between users ran on this index; the job-fair database gets
-/// it back in place of the two the users' claim reads.
+/// it back in place of the one the users' claim reads.
 const JOB_FAIR_INDEXES: &str = "
 DROP INDEX job_segments_claim_idx;
-DROP INDEX job_segments_running_owner_idx;
 CREATE INDEX job_segments_claim_idx ON job_segments (priority, job_id, segment_index)
   WHERE status = 'pending';
 ";
