@@ -71,10 +71,15 @@ pub async fn segments<C: Session>(
         &[&options.worker_id, &limit, &options.job_types, &lease],
     )
     .await?;
+    // The capped users among the rows (in id order, the locks' order) and their rows.
     let mut capped: BTreeMap<Uuid, i32> = BTreeMap::new();
+    let (mut ids, mut of) = (Vec::new(), Vec::new());
     for row in &rows {
         if let Some(ceiling) = row.get::<_, Option<i32>>("ceiling") {
-            capped.insert(row.get("owner_id"), ceiling);
+            let owner: Uuid = row.get("owner_id");
+            capped.insert(owner, ceiling);
+            ids.push(row.get::<_, Uuid>("id"));
+            of.push(owner);
         }
     }
     let mut released = HashSet::new();
@@ -82,11 +87,6 @@ pub async fn segments<C: Session>(
         let owners: Vec<Uuid> = capped.keys().copied().collect();
         let ceilings: Vec<i32> = capped.values().copied().collect();
         db::query(&tx, sql::LOCK_OWNERS, &[&owners]).await?;
-        let (ids, of): (Vec<Uuid>, Vec<Uuid>) = rows
-            .iter()
-            .filter(|r| r.get::<_, Option<i32>>("ceiling").is_some())
-            .map(|r| (r.get::<_, Uuid>("id"), r.get::<_, Uuid>("owner_id")))
-            .unzip();
         for row in db::query(
             &tx,
             sql::RELEASE_OVER_CEILING,
