@@ -1,7 +1,8 @@
 //! Child processes of the dev tooling and the tests (Octavia's binaries, s3s-fs, wrk's
 //! peer): one way to start one with its output in a log file, signal it, stop it with
-//! SIGTERM as an operator does or kill it as a crash does, and never leave it running once
-//! its owner is gone; plus a free port to give it and where the workspace's binaries are.
+//! SIGTERM as an operator does or kill it as a crash does, tell that it exited on its own
+//! and what it last wrote, and never leave it running once its owner is gone; plus a free
+//! port to give it and where the workspace's binaries are.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -99,6 +100,17 @@ impl Child {
         self.child.try_wait().ok().flatten()
     }
 
+    /// How it ended and the last lines of its log, once it has ended: what its owner, who
+    /// expected it to run until stopped, reports instead of waiting for work it will never do.
+    pub fn exited(&mut self) -> Option<Exited> {
+        let status = self.exit_status()?;
+        Some(Exited {
+            name: self.name.clone(),
+            status,
+            tail: self.log.as_deref().map(|log| tail(log, TAIL_LINES)),
+        })
+    }
+
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -145,6 +157,29 @@ impl Child {
                     return None;
                 }
             }
+        }
+    }
+}
+
+/// Lines of a log shown when its process ended on its own.
+pub const TAIL_LINES: usize = 20;
+
+/// A child that ended before its owner stopped it: how, and the last lines it wrote.
+#[derive(Debug, Clone)]
+pub struct Exited {
+    pub name: String,
+    pub status: ExitStatus,
+    /// The last [`TAIL_LINES`] lines of its log; `None` when its output went elsewhere.
+    pub tail: Option<String>,
+}
+
+impl std::fmt::Display for Exited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} exited ({})", self.name, self.status)?;
+        match self.tail.as_deref() {
+            Some("") => write!(f, " and wrote nothing"),
+            Some(tail) => write!(f, "; its last lines:\n{tail}"),
+            None => Ok(()),
         }
     }
 }
@@ -293,6 +328,38 @@ mod tests {
         drop(stubborn);
         // SAFETY: signal 0 only asks whether the pid exists.
         assert_ne!(unsafe { libc::kill(pid, 0) }, 0, "{pid} still runs");
+    }
+
+    #[test]
+    fn a_child_that_exits_on_its_own_says_how_and_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("early.log");
+        let script = "echo starting; echo 'error: cannot start' >&2; exit 3";
+        let mut early = Child::spawn(
+            "early",
+            Command::new("/bin/sh").args(["-c", script]),
+            Output::Log(&log),
+        )
+        .unwrap();
+        let exited = loop {
+            if let Some(exited) = early.exited() {
+                break exited;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(exited.status.code(), Some(3));
+        assert_eq!(
+            exited.to_string(),
+            "early exited (exit status: 3); its last lines:\nstarting\nerror: cannot start"
+        );
+
+        let mut silent =
+            Child::spawn("silent", &mut Command::new("/bin/true"), Output::Null).unwrap();
+        while silent.is_alive() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let exited = silent.exited().unwrap();
+        assert_eq!(exited.to_string(), "silent exited (exit status: 0)");
     }
 
     #[test]

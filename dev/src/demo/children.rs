@@ -12,7 +12,7 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// Lines of a log shown when its process fails.
-pub const TAIL_LINES: usize = 20;
+pub use process::TAIL_LINES;
 
 /// A program of this build: the binaries are built side by side, so the demo finds the
 /// API and worker next to its own executable.
@@ -94,13 +94,13 @@ impl Children {
     /// demo stops them.
     pub fn check(&mut self) -> Result<(), DemoError> {
         for child in &mut self.running {
-            if let Some(status) = child.exit_status() {
+            if let Some(exited) = child.exited() {
                 let log = child.log().unwrap_or(Path::new(""));
                 return Err(DemoError::ChildDied {
-                    name: child.name().to_string(),
-                    status: status.to_string(),
+                    name: exited.name,
+                    status: exited.status.to_string(),
                     log: log.display().to_string(),
-                    tail: process::tail(log, TAIL_LINES),
+                    tail: exited.tail.unwrap_or_default(),
                 });
             }
         }
