@@ -317,6 +317,10 @@ pub struct ScratchDatabase {
 /// The server scratch databases go on, started once per process.
 fn scratch_server() -> Result<&'static (String, Option<Cluster>)> {
     static SERVER: std::sync::OnceLock<(String, Option<Cluster>)> = std::sync::OnceLock::new();
+    // One caller at a time starts it: two would initdb the same directory (concurrent
+    // tests of the benchmark each make their scratch databases).
+    static STARTING: Mutex<()> = Mutex::new(());
+    let _starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(server) = SERVER.get() {
         return Ok(server);
     }
