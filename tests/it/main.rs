@@ -2,6 +2,7 @@
 //! are made once per `cargo test`.
 
 mod api;
+mod bench;
 mod demo;
 mod harness;
 mod job_types;

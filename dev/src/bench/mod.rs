@@ -3,7 +3,10 @@
 //! figure of the performance targets beside a pgbench ceiling of the same SQL shapes.
 //!
 //! Databases are created for the run on the server of `DATABASE_URL` (or, without it, on a
-//! throwaway durable cluster) and dropped afterwards. Figures come from one run on a shared
+//! throwaway durable cluster) and dropped afterwards. The queue's measurements enqueue noop
+//! jobs only and their workers serve nothing else, so they need PostgreSQL alone, not the
+//! pipeline's programs; a worker that exits fails the run at once with its own error
+//! ([`WorkerSet`]). Figures come from one run on a shared
 //! machine: compare ratios within a run, not absolute numbers across runs.
 
 mod api_load;
@@ -14,16 +17,36 @@ pub mod quality;
 mod scale;
 mod soak;
 mod suite;
+mod workers;
 
-pub use measure::{Throughput, WorkerSet};
+pub use measure::Throughput;
 pub use suite::SuiteReport;
+pub use workers::{QUEUE_JOB_TYPES, WorkerSet};
 
 use crate::cluster::ScratchDatabase;
 use octavia::error::Result;
 use serde::Serialize;
+use std::path::Path;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Measure every figure of the performance targets instead (see bin/bench)
+    #[arg(long)]
+    pub suite: bool,
+    #[command(flatten)]
+    pub suite_args: suite::SuiteArgs,
+    /// Measure how well the speech-to-text engines hear instead (bin/bench --quality)
+    #[arg(long, conflicts_with = "suite")]
+    pub quality: bool,
+    #[command(flatten)]
+    pub quality_args: quality::QualityArgs,
+}
+
+/// One pickup latency and throughput measurement ([`queue`]).
+#[derive(clap::Args, Debug, Clone)]
+pub struct QueueArgs {
     /// Jobs to run
     #[arg(long, default_value_t = 20_000)]
     pub jobs: u32,
@@ -44,16 +67,6 @@ pub struct BenchArgs {
     /// Single jobs inserted one by one into idle workers to measure pickup latency
     #[arg(long, default_value_t = 200)]
     pub latency_samples: u32,
-    /// Measure every figure of the performance targets instead (see bin/bench)
-    #[arg(long)]
-    pub suite: bool,
-    #[command(flatten)]
-    pub suite_args: suite::SuiteArgs,
-    /// Measure how well the speech-to-text engines hear instead (bin/bench --quality)
-    #[arg(long, conflicts_with = "suite")]
-    pub quality: bool,
-    #[command(flatten)]
-    pub quality_args: quality::QualityArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,7 +87,7 @@ pub struct BenchReport {
     pub worker_peak_rss_mb: f64,
     pub phases: measure::Phases,
     /// What the workers' metrics counted (claims, writes, seconds spent in each).
-    pub worker: measure::WorkerFigures,
+    pub worker: workers::WorkerFigures,
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
@@ -84,12 +97,23 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if args.quality {
         return quality::run(&args.quality_args).await;
     }
+    let report = queue(&args.queue, &crate::process::sibling("octavia-worker")?).await?;
+    println!("{}", measure::to_json(&report)?);
+    Ok(())
+}
+
+/// Pickup latency, then throughput, each on a fresh database, with workers of `worker` (an
+/// `octavia-worker`) serving only the noop jobs the measurement enqueues
+/// ([`QUEUE_JOB_TYPES`]): what `octavia-dev bench` prints, which needs PostgreSQL and
+/// nothing of the pipeline.
+pub async fn queue(args: &QueueArgs, worker: &Path) -> Result<BenchReport> {
     let latency_db = ScratchDatabase::create("bench").await?;
-    let latency = measure::pickup_latency(&latency_db.url, args.latency_samples).await;
+    let latency = measure::pickup_latency(worker, &latency_db.url, args.latency_samples).await;
     latency_db.drop().await?;
     let (p50, p99) = latency?;
     let db = ScratchDatabase::create("bench").await?;
     let throughput = measure::throughput(
+        worker,
         &db.url,
         args.jobs,
         args.segments,
@@ -100,7 +124,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     .await;
     db.drop().await?;
     let t = throughput?;
-    let report = BenchReport {
+    Ok(BenchReport {
         jobs: args.jobs,
         segments_per_job: args.segments,
         concurrency: args.concurrency,
@@ -116,7 +140,5 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         worker_peak_rss_mb: t.peak_rss_mb,
         phases: t.phases,
         worker: t.worker,
-    };
-    println!("{}", measure::to_json(&report)?);
-    Ok(())
+    })
 }

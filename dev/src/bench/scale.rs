@@ -7,6 +7,7 @@ use crate::sql;
 use octavia::db;
 use octavia::error::Result;
 use serde::Serialize;
+use std::path::Path;
 use uuid::Uuid;
 
 #[derive(Debug, Serialize)]
@@ -29,8 +30,9 @@ const SCALE_ROUND_SECONDS: u64 = 3;
 /// rounds that alternate between the two databases (small, large, large, small, small,
 /// large), so the machine's slow and fast minutes fall on both alike: measured one after
 /// the other, minutes apart with the large fill between them, the same binary gave 77 %
-/// and 114 % on different runs.
-pub(super) async fn scale() -> Result<Scale> {
+/// and 114 % on different runs. Each round's worker is a process of `worker` (an
+/// `octavia-worker`).
+pub(super) async fn scale(worker: &Path) -> Result<Scale> {
     let small = ScratchDatabase::create("bench").await?;
     let large = match ScratchDatabase::create("bench").await {
         Ok(db) => db,
@@ -55,7 +57,7 @@ pub(super) async fn scale() -> Result<Scale> {
                 } else {
                     (&small, &mut report.small_tables_by_round)
                 };
-                rounds.push(measure::claim_rate(&db.url, 64, SCALE_ROUND_SECONDS).await?);
+                rounds.push(measure::claim_rate(worker, &db.url, 64, SCALE_ROUND_SECONDS).await?);
             }
         }
         report.small_tables_segments_per_second = mean(&report.small_tables_by_round);

@@ -2,10 +2,12 @@
 //! autovacuum at work, sampled each minute; and the saturated run that gives its peak.
 
 use super::measure::{self, pool};
+use super::workers::{QUEUE_JOB_TYPES, WorkerSet};
 use crate::sql;
 use octavia::db;
 use octavia::error::Result;
 use serde::Serialize;
+use std::path::Path;
 use std::time::Instant;
 
 #[derive(Debug, Serialize)]
@@ -60,17 +62,19 @@ pub(super) enum Load {
     Saturated,
 }
 
-/// Puts `load` on one worker (jobs of [`SOAK_SEGMENTS`], inserted every 100 ms) for
+/// Puts `load` on one worker of `worker`, an `octavia-worker` (jobs of [`SOAK_SEGMENTS`], inserted every 100 ms) for
 /// `minutes`, with finished segments pruned after 60 s, and samples throughput and table
 /// sizes each minute.
-pub(super) async fn soak(url: &str, load: Load, minutes: u64) -> Result<Minutes> {
+pub(super) async fn soak(worker: &Path, url: &str, load: Load, minutes: u64) -> Result<Minutes> {
     const SEGMENTS: u32 = SOAK_SEGMENTS;
     let pool = pool(url)?;
     let mut client = pool.get().await?;
-    let set = measure::WorkerSet::start(
+    let mut set = WorkerSet::start(
+        worker,
         url,
         1,
         64,
+        QUEUE_JOB_TYPES,
         &["--set", "worker.segment_retention_seconds=60"],
     )?;
     let sizes = |row: Option<tokio_postgres::Row>| {
@@ -92,6 +96,7 @@ pub(super) async fn soak(url: &str, load: Load, minutes: u64) -> Result<Minutes>
     let mut minute_started = Instant::now();
     while report.segments_per_second_by_minute.len() < minutes as usize {
         tick.tick().await;
+        set.check()?;
         let n = match load {
             Load::Rate(rate) => {
                 owed += rate / SEGMENTS as f64 / 10.0;

@@ -11,7 +11,7 @@ use super::soak::{self, Load, PEAK_MINUTES, SOAK_SEGMENTS, Soak};
 use crate::cluster::ScratchDatabase;
 use octavia::error::{Error, Result};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -85,6 +85,8 @@ pub struct SuiteReport {
 /// The soak: the queue under a steady 80 % of the most it sustains.
 pub async fn run(args: &SuiteArgs) -> Result<()> {
     let started = Instant::now();
+    let worker = crate::process::sibling("octavia-worker")?;
+    let worker: &Path = &worker;
     let vacuum_problems = on_scratch(|url| async move {
         let pool = pool(&url)?;
         let client = pool.get().await?;
@@ -117,23 +119,23 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         None
     };
     let segments = figure(wanted(Figure::Segments), "segments/s", |url| async move {
-        measure::throughput(&url, 10, 10_000, 64, 1, true).await
+        measure::throughput(worker, &url, 10, 10_000, 64, 1, true).await
     })
     .await?;
     let segments_with_plans = figure(
         wanted(Figure::Segments),
         "segments/s with their plans",
-        |url| async move { measure::throughput(&url, 10, 10_000, 64, 1, false).await },
+        |url| async move { measure::throughput(worker, &url, 10, 10_000, 64, 1, false).await },
     )
     .await?;
     let jobs = figure(wanted(Figure::Jobs), "jobs/s", |url| async move {
-        measure::throughput(&url, 20_000, 1, 64, 1, false).await
+        measure::throughput(worker, &url, 20_000, 1, 64, 1, false).await
     })
     .await?;
     let latency = figure(
         wanted(Figure::Latency),
         "pickup latency",
-        |url| async move { measure::pickup_latency(&url, 200).await },
+        |url| async move { measure::pickup_latency(worker, &url, 200).await },
     )
     .await?;
     let enqueue = figure(
@@ -151,7 +153,7 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
     let rss = figure(
         wanted(Figure::Rss),
         "worker RSS at --concurrency 256",
-        |url| async move { measure::throughput(&url, 20, 2000, 256, 1, false).await },
+        |url| async move { measure::throughput(worker, &url, 20, 2000, 256, 1, false).await },
     )
     .await?
     .map(|t| t.peak_rss_mb);
@@ -163,7 +165,7 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
     };
     let scale = if args.scale {
         eprintln!("claim rate on small and large tables…");
-        Some(scale::scale().await?)
+        Some(scale::scale(worker).await?)
     } else {
         None
     };
@@ -171,14 +173,15 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         // The same jobs all inserted before a short run on empty tables: a burst, shown
         // beside the sustained peak.
         let burst = on_scratch(|url| async move {
-            measure::throughput(&url, 3000, SOAK_SEGMENTS, 64, 1, false).await
+            measure::throughput(worker, &url, 3000, SOAK_SEGMENTS, 64, 1, false).await
         })
         .await?
         .segments_per_second;
         eprintln!("soak's peak: {PEAK_MINUTES} minutes saturated…");
-        let saturated =
-            on_scratch(|url| async move { soak::soak(&url, Load::Saturated, PEAK_MINUTES).await })
-                .await?;
+        let saturated = on_scratch(|url| async move {
+            soak::soak(worker, &url, Load::Saturated, PEAK_MINUTES).await
+        })
+        .await?;
         let peak = mean(&saturated.segments_per_second_by_minute[1..]);
         let rate = 0.8 * peak;
         eprintln!(
@@ -187,8 +190,10 @@ pub async fn run(args: &SuiteArgs) -> Result<()> {
         );
         let minutes = args.soak_minutes;
         let run =
-            on_scratch(|url| async move { soak::soak(&url, Load::Rate(rate), minutes).await })
-                .await?;
+            on_scratch(
+                |url| async move { soak::soak(worker, &url, Load::Rate(rate), minutes).await },
+            )
+            .await?;
         let rates = &run.segments_per_second_by_minute;
         let m = mean(rates);
         let max_deviation = rates.iter().map(|r| (r - m).abs() / m).fold(0.0, f64::max);

@@ -21,6 +21,9 @@ use uuid::Uuid;
 /// A phrase is on time when its start and its end are this close to a sentence's voice.
 const ON_TIME_MS: u64 = 300;
 
+/// The job types the quality benchmark enqueues, and its workers serve.
+const JOB_TYPES: &[&str] = &["subtitles", "video_translation"];
+
 /// A speech-to-text engine as the benchmark configures a worker for it.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -141,7 +144,8 @@ impl Run {
         let mut config = octavia::Config::default();
         config.storage.local_dir = objects.display().to_string();
         let storage = Storage::from_config(&config.storage)?;
-        let workers = WorkerSet::start(url, workers, concurrency, &extra)?;
+        let program = crate::process::sibling("octavia-worker")?;
+        let mut workers = WorkerSet::start(&program, url, workers, concurrency, JOB_TYPES, &extra)?;
         workers.wait_started().await?;
         config.database.url = url.to_string();
         let pool = octavia::db::pool(&config.database)?;
@@ -157,7 +161,11 @@ impl Run {
     }
 
     /// Runs a `subtitles` job per recording and measures what they heard.
-    pub async fn hear(&self, engine: &Engine, recordings: &[&Recording]) -> Result<EngineFigures> {
+    pub async fn hear(
+        &mut self,
+        engine: &Engine,
+        recordings: &[&Recording],
+    ) -> Result<EngineFigures> {
         let mut jobs = Vec::new();
         for r in recordings {
             let options = json!({"source_language": r.language});
@@ -220,7 +228,7 @@ impl Run {
     }
 
     /// Dubs `video` into Spanish and times it.
-    pub async fn dub(&self, engine: &Engine, video: &Recording) -> Result<VideoFigures> {
+    pub async fn dub(&mut self, engine: &Engine, video: &Recording) -> Result<VideoFigures> {
         let started = Instant::now();
         let options = json!({"source_language": "en", "target_language": "es"});
         let job = self.job(video, "video_translation", options).await?;
@@ -274,7 +282,7 @@ impl Run {
     }
 
     /// Waits for every job to complete; a failed one fails the benchmark with its error.
-    async fn wait(&self, jobs: &[Uuid], limit: Duration) -> Result<()> {
+    async fn wait(&mut self, jobs: &[Uuid], limit: Duration) -> Result<()> {
         let deadline = Instant::now() + limit;
         let client = self.pool.get().await?;
         loop {
@@ -297,6 +305,7 @@ impl Run {
             if done == jobs.len() {
                 return Ok(());
             }
+            self.workers.check()?;
             if Instant::now() > deadline {
                 return Err(Error::Invalid(format!(
                     "{} of {} jobs done after {} s",

@@ -81,7 +81,7 @@ pub async fn run(args: &QualityArgs) -> Result<()> {
             .collect();
         eprintln!("{}: {} recordings", engine.name, heard.len());
         let db = ScratchDatabase::create("quality").await?;
-        let run = Run::start(&db.url, &args.quality_dir, engine, 1, 1).await?;
+        let mut run = Run::start(&db.url, &args.quality_dir, engine, 1, 1).await?;
         let figures = run.hear(engine, &heard).await;
         run.stop();
         db.drop().await?;
@@ -95,7 +95,7 @@ pub async fn run(args: &QualityArgs) -> Result<()> {
                 minute.duration_ms / 1000
             );
             let db = ScratchDatabase::create("quality").await?;
-            let run = Run::start(&db.url, &args.quality_dir, engine, 2, 2).await?;
+            let mut run = Run::start(&db.url, &args.quality_dir, engine, 2, 2).await?;
             let figures = run.dub(engine, &minute).await;
             run.stop();
             db.drop().await?;
