@@ -23,8 +23,8 @@ fn small() -> QueueArgs {
 }
 
 /// An `octavia-worker` that finds no program at all: a script running this build's
-/// worker with `PATH` set to an empty directory, `args` before the bench's own.
-fn worker_without_programs(dir: &Path, args: &str) -> PathBuf {
+/// worker with `PATH` set to an empty directory, `args` before its caller's own.
+pub fn worker_without_programs(dir: &Path, args: &str) -> PathBuf {
     let empty = dir.join("empty-path");
     std::fs::create_dir_all(&empty).unwrap();
     let script = dir.join("octavia-worker");

@@ -144,7 +144,7 @@ pub async fn database_faults(
 
     // noop costs a credit through the API too, so retried creations would show in the
     // ledger if they charged twice.
-    let (mut api, base) = start_api(
+    let (api, base) = start_api(
         &bins.api,
         url,
         store.path(),
@@ -169,6 +169,9 @@ pub async fn database_faults(
             )
         })
         .collect::<Result<_>>()?;
+    // Watched together while the scenario waits (the API last, stopped last).
+    workers.push(api);
+    let mut processes = workers;
 
     let api_user = Client::sign_in(&base, &api_email, password).await?;
     let stop_probes = CancellationToken::new();
@@ -191,7 +194,9 @@ pub async fn database_faults(
     let mut in_flight: HashSet<Uuid> = HashSet::new();
     for n in 0..opts.faults {
         let quiet = Duration::from_millis(opts.fault_every_ms);
-        watch.watch_for(quiet, &pool, &mut report.violations).await;
+        watch
+            .watch_for(quiet, &pool, &mut report.violations, &mut processes, &logs)
+            .await?;
         let caught = running_segments(&pool).await;
         let at_seconds = seconds_since(started);
         let began = Instant::now();
@@ -218,7 +223,9 @@ pub async fn database_faults(
         };
         let ended = Instant::now();
         let ended_db = db_clock(&pool).await?;
-        let listeners = wait_for_listeners(&pool, opts.workers as i64, 1, ended, 30).await;
+        let workers = opts.workers as i64;
+        let listeners =
+            wait_for_listeners(&pool, workers, 1, ended, 30, &mut processes, &logs).await?;
         if listeners.is_none() {
             report.violations.push(format!(
                 "fault {n} ({kind}): not every worker and API process LISTENed again within 30 s"
@@ -246,20 +253,27 @@ pub async fn database_faults(
     let creations = creator
         .await
         .map_err(|e| Error::Invalid(format!("the API client failed: {e}")))?;
-    report.seconds_to_settle = settle(&pool, &mut watch, opts.settle_seconds, &mut report).await;
+    report.seconds_to_settle = settle(
+        &pool,
+        &mut watch,
+        opts.settle_seconds,
+        &mut report,
+        &mut processes,
+        &logs,
+    )
+    .await?;
     stop_probes.cancel();
     let probes = prober
         .await
         .map_err(|e| Error::Invalid(format!("the API prober failed: {e}")))?;
-    for p in workers.iter_mut().chain(std::iter::once(&mut api)) {
+    for p in &mut processes {
         if !p.is_alive() {
             report
                 .violations
                 .push(format!("{} died during the faults", p.name()));
         }
     }
-    drop(workers);
-    drop(api);
+    drop(processes);
 
     let client = pool.get().await?;
     for mut f in faults {

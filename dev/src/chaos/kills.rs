@@ -2,7 +2,7 @@
 //! of whose attempts fail) run. What a kill leaves leased must be rescued and completed
 //! elsewhere; nothing else may run again.
 
-use super::processes::{Binaries, Logs, start_worker};
+use super::processes::{Binaries, Logs, running, start_worker};
 use super::report::{ChaosReport, FaultRecord, Recovery};
 use super::{CompletedWatch, db_clock, seconds_since, settle};
 use crate::process::Child;
@@ -120,6 +120,7 @@ pub async fn random_kills(url: &str, opts: &KillsOptions, bins: &Binaries) -> Re
     let mut next_kill = Instant::now() + Duration::from_millis(opts.kill_every_ms);
     while Instant::now() < chaos_until {
         tokio::time::sleep(Duration::from_millis(100)).await;
+        running(&mut workers, &logs)?;
         watch.check(&client, &mut report.violations).await?;
         if Instant::now() >= next_kill {
             let victim = rand::random_range(0..workers.len());
@@ -156,7 +157,15 @@ pub async fn random_kills(url: &str, opts: &KillsOptions, bins: &Binaries) -> Re
         }
     }
 
-    report.seconds_to_settle = settle(&pool, &mut watch, opts.settle_seconds, &mut report).await;
+    report.seconds_to_settle = settle(
+        &pool,
+        &mut watch,
+        opts.settle_seconds,
+        &mut report,
+        &mut workers,
+        &logs,
+    )
+    .await?;
     for w in &mut workers {
         if !w.is_alive() {
             report

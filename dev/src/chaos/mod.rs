@@ -12,7 +12,9 @@
 //!
 //! Each returns a [`ChaosReport`]: jobs by terminal status, segments re-run and why, every
 //! fault with the time things took to recover after it, the ledger per user, and the
-//! violations seen.
+//! violations seen. A process of the scenario that exits on its own (a worker that cannot
+//! start, one that dies of a fault) fails it at once with that process's last lines
+//! instead: nothing it would go on to measure could be trusted.
 
 mod client;
 mod database;
@@ -28,9 +30,11 @@ pub use processes::Binaries;
 pub use report::{ApiFigures, ChaosReport, FaultRecord, Ledger, Recovery, SegmentFigures};
 pub use storage::{StorageOptions, storage_outages};
 
+use crate::process::Child;
 use crate::sql;
 use deadpool_postgres::Pool;
 use octavia::error::{Error, Result};
+use processes::Logs;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -141,13 +145,22 @@ impl CompletedWatch {
     }
 
     /// Keeps checking (as [`CompletedWatch::check_if_reachable`]) for `period`: the quiet
-    /// time between two faults.
-    async fn watch_for(&mut self, period: Duration, pool: &Pool, violations: &mut Vec<String>) {
+    /// time between two faults. Fails as soon as one of `children` exits.
+    async fn watch_for(
+        &mut self,
+        period: Duration,
+        pool: &Pool,
+        violations: &mut Vec<String>,
+        children: &mut [Child],
+        logs: &Logs,
+    ) -> Result<()> {
         let until = Instant::now() + period;
         while Instant::now() < until {
+            processes::running(children, logs)?;
             self.check_if_reachable(pool, violations).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Ok(())
     }
 }
 
@@ -174,16 +187,20 @@ async fn unfinished<C: octavia::db::Session>(client: &C) -> Result<i64> {
 }
 
 /// Waits (at most `secs`) until every job has ended, watching completed segments; returns
-/// the seconds it took. Rides out a database that is still coming back.
+/// the seconds it took. Rides out a database that is still coming back; fails as soon as
+/// one of `children` exits.
 async fn settle(
     pool: &Pool,
     watch: &mut CompletedWatch,
     secs: u64,
     report: &mut ChaosReport,
-) -> f64 {
+    children: &mut [Child],
+    logs: &Logs,
+) -> Result<f64> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
     loop {
+        processes::running(children, logs)?;
         let open = match pool.get().await {
             Ok(client) => unfinished(&client).await.ok(),
             Err(_) => None,
@@ -203,7 +220,7 @@ async fn settle(
     }
     let seconds = seconds_since(started);
     watch.check_if_reachable(pool, &mut report.violations).await;
-    seconds
+    Ok(seconds)
 }
 
 /// The database's clock now, waiting (up to a minute) for it to answer: the instant a
@@ -251,15 +268,18 @@ async fn running_segments(pool: &Pool) -> HashSet<Uuid> {
 
 /// Waits until `workers` connections LISTEN for work and `apis` for job events (at most
 /// `secs`); returns the seconds since `since` (a fault's end), or `None` if they did not
-/// all come back.
+/// all come back. Fails as soon as one of `children` exits.
 async fn wait_for_listeners(
     pool: &Pool,
     workers: i64,
     apis: i64,
     since: Instant,
     secs: u64,
-) -> Option<f64> {
+    children: &mut [Child],
+    logs: &Logs,
+) -> Result<Option<f64>> {
     while since.elapsed() < Duration::from_secs(secs) {
+        processes::running(children, logs)?;
         if let Ok(client) = pool.get().await
             && let Ok(rows) = octavia::db::query(&client, sql::LISTENERS, &[]).await
         {
@@ -270,12 +290,12 @@ async fn wait_for_listeners(
             };
             if count("LISTEN octavia_work") >= workers && count("LISTEN octavia_job_events") >= apis
             {
-                return Some(seconds_since(since));
+                return Ok(Some(seconds_since(since)));
             }
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    None
+    Ok(None)
 }
 
 fn seconds_since(t: Instant) -> f64 {

@@ -1,9 +1,11 @@
 //! The real processes a scenario runs: `octavia-worker`s and `octavia-api`, each logging
 //! into the scenario's log directory, killed if still running when dropped
-//! ([`crate::process::Child`]).
+//! ([`crate::process::Child`]), and watched while the scenario waits: one that exits on its
+//! own fails the scenario at once with its last lines ([`running`]).
 
 use crate::process::{self, Child, Output};
 use octavia::error::{Error, Result};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -28,27 +30,64 @@ impl Binaries {
 }
 
 /// Where a scenario's processes write their logs: removed at the end unless the scenario
-/// found a violation, when it is kept for the post-mortem.
-pub(crate) struct Logs(TempDir);
+/// found a violation or one of its processes exited on its own, when it is kept for the
+/// post-mortem.
+pub(crate) struct Logs {
+    dir: Option<TempDir>,
+    kept: Cell<bool>,
+}
 
 impl Logs {
     pub fn new(scenario: &str) -> Result<Logs> {
-        Ok(Logs(
-            tempfile::Builder::new()
-                .prefix(&format!("octavia-chaos-{scenario}-"))
-                .tempdir()?,
-        ))
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("octavia-chaos-{scenario}-"))
+            .tempdir()?;
+        Ok(Logs {
+            dir: Some(dir),
+            kept: Cell::new(false),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.as_ref().expect("until dropped").path()
     }
 
     /// The log file of the process `name`.
     fn file(&self, name: &str) -> PathBuf {
-        self.0.path().join(format!("{name}.log"))
+        self.path().join(format!("{name}.log"))
     }
 
     /// Keeps the directory and returns its path.
     pub fn keep(self) -> String {
-        self.0.keep().display().to_string()
+        self.kept.set(true);
+        self.path().display().to_string()
     }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        if self.kept.get()
+            && let Some(dir) = self.dir.take()
+        {
+            let _ = dir.keep();
+        }
+    }
+}
+
+/// Fails if one of `children` has exited: every process of a scenario runs until the
+/// scenario stops it (a killed worker is taken out of the list before its kill). The error
+/// is the process's own, from its log's last lines, and the logs are kept.
+pub(crate) fn running(children: &mut [Child], logs: &Logs) -> Result<()> {
+    for child in children {
+        if let Some(exited) = child.exited() {
+            logs.kept.set(true);
+            return Err(Error::Invalid(format!(
+                "the scenario's {exited}\n(every log of the scenario is kept in {})",
+                logs.path().display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Starts `command` as `name` (a worker id, or `api`), its output in the scenario's log
@@ -126,11 +165,7 @@ pub(crate) async fn start_api(
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if !process.is_alive() {
-            return Err(Error::Invalid(
-                "octavia-api exited at start-up (see its log)".into(),
-            ));
-        }
+        running(std::slice::from_mut(&mut process), logs)?;
         if let Ok(r) = http.get(format!("{base}/healthz")).send().await
             && r.status().is_success()
         {

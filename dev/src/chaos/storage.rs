@@ -6,7 +6,7 @@
 //! run with the store stopped for good: they must fail cleanly, their last error naming
 //! the store, and be refunded.
 
-use super::processes::{Binaries, Logs, start_worker};
+use super::processes::{Binaries, Logs, running, start_worker};
 use super::report::{ChaosReport, FaultRecord, Recovery};
 use super::s3fs::S3Fs;
 use super::{
@@ -140,7 +140,9 @@ pub async fn storage_outages(
     let mut faults = Vec::new();
     for _ in 0..opts.outages {
         let quiet = Duration::from_millis(opts.outage_every_ms);
-        watch.watch_for(quiet, &pool, &mut report.violations).await;
+        watch
+            .watch_for(quiet, &pool, &mut report.violations, &mut workers, &logs)
+            .await?;
         let caught = running_segments(&pool).await;
         let at_seconds = seconds_since(started);
         let began = Instant::now();
@@ -160,7 +162,15 @@ pub async fn storage_outages(
         ));
         in_flight.extend(caught);
     }
-    report.seconds_to_settle = settle(&pool, &mut watch, opts.settle_seconds, &mut report).await;
+    report.seconds_to_settle = settle(
+        &pool,
+        &mut watch,
+        opts.settle_seconds,
+        &mut report,
+        &mut workers,
+        &logs,
+    )
+    .await?;
     {
         let client = pool.get().await?;
         for (id, status, error, _) in outcomes(&client, &jobs).await? {
@@ -188,11 +198,19 @@ pub async fn storage_outages(
         opts.doomed_attempts,
     )
     .await?;
-    wait_until_claimed(&pool, &doomed).await?;
+    wait_until_claimed(&pool, &doomed, &mut workers, &logs).await?;
     let caught = running_segments(&pool).await;
     let at_seconds = seconds_since(started);
     s3.stop();
-    settle(&pool, &mut watch, opts.settle_seconds, &mut report).await;
+    settle(
+        &pool,
+        &mut watch,
+        opts.settle_seconds,
+        &mut report,
+        &mut workers,
+        &logs,
+    )
+    .await?;
     report.faults.push(FaultRecord {
         kind: "storage_gone",
         at_seconds,
@@ -326,10 +344,17 @@ async fn outcomes(
         .collect())
 }
 
-/// Waits until one of `jobs` has been claimed (it is under way), at most a minute.
-async fn wait_until_claimed(pool: &Pool, jobs: &[Uuid]) -> Result<()> {
+/// Waits until one of `jobs` has been claimed (it is under way), at most a minute; fails
+/// as soon as one of `workers` exits.
+async fn wait_until_claimed(
+    pool: &Pool,
+    jobs: &[Uuid],
+    workers: &mut [Child],
+    logs: &Logs,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
+        running(workers, logs)?;
         let client = pool.get().await?;
         if outcomes(&client, jobs)
             .await?

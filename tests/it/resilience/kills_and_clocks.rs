@@ -1,10 +1,12 @@
-//! Worker processes killed at random, and workers whose clocks disagree.
+//! Worker processes killed at random, a worker that cannot start, and workers whose
+//! clocks disagree.
 
 use super::binaries;
 use crate::harness::TestDb;
 use crate::support::*;
-use octavia_dev::chaos::{self, KillsOptions};
+use octavia_dev::chaos::{self, Binaries, KillsOptions};
 use serde_json::json;
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn random_sigkills_break_no_promise() {
@@ -46,6 +48,53 @@ async fn random_sigkills_break_no_promise() {
             .all(|s| s == "completed" || s == "failed"),
         "{report:?}"
     );
+}
+
+#[tokio::test]
+async fn a_scenario_whose_worker_cannot_start_fails_at_once_with_the_workers_error() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Serving subtitles too, it checks the pipeline's programs, finds none, and exits.
+    let bins = Binaries {
+        worker: crate::bench::worker_without_programs(dir.path(), "--job-types subtitles"),
+        ..binaries()
+    };
+    let opts = KillsOptions {
+        jobs: 10,
+        segments: 1,
+        segment_ms: 0,
+        fail_rate: 0.0,
+        max_attempts: 3,
+        workers: 1,
+        concurrency: 2,
+        kill_every_ms: 60_000,
+        chaos_seconds: 60,
+        settle_seconds: 60,
+        cost: 0,
+    };
+    let started = Instant::now();
+    let e = chaos::random_kills(&db.url, &opts, &bins)
+        .await
+        .expect_err("a worker that cannot start")
+        .to_string();
+    let took = started.elapsed();
+    for part in [
+        "the scenario's chaos-0 exited (exit status: 1)",
+        "missing the program `ffmpeg`",
+    ] {
+        assert!(e.contains(part), "`{part}` not in: {e}");
+    }
+    // Not the minute of kills and the minute of settling the scenario was given.
+    assert!(took < Duration::from_secs(15), "{took:?}: {e}");
+    let kept = e
+        .rsplit_once("kept in ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no log directory in: {e}"));
+    assert!(
+        std::path::Path::new(kept).join("chaos-0.log").is_file(),
+        "{e}"
+    );
+    std::fs::remove_dir_all(kept).unwrap();
 }
 
 #[tokio::test]
